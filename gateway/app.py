@@ -1,0 +1,167 @@
+"""The runtime: plugins' components in one event loop, one TaskGroup, orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pluggy
+
+from gateway.config import ConfigError, GatewayConfig
+from gateway.hub import Hub
+
+log = logging.getLogger(__name__)
+
+ROLES = ("north", "service", "south")  #: shutdown order
+
+
+class Component(Protocol):
+    name: str
+
+    async def run(self) -> None:
+        ...  # pragma: no cover - protocol
+
+
+@dataclass
+class GatewayContext:
+    """What a plugin gets when it registers its components and processors."""
+
+    config: GatewayConfig
+    hub: Hub
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    state_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> Any:
+        return self.config.section(name)
+
+
+class Gateway:
+    """Builds the components of the enabled plugins and runs them until shutdown."""
+
+    def __init__(self, config: GatewayConfig, pm: pluggy.PluginManager, *,
+                 reload_config: Callable[[], GatewayConfig] | None = None) -> None:
+        self.config = config
+        self.pm = pm
+        self.hub = Hub()
+        self.context = GatewayContext(config=config, hub=self.hub,
+                                      state_dir=config.core.state_dir)
+        self._reload_config = reload_config
+        self.components: dict[str, list[Component]] = {r: [] for r in ROLES}
+        self._build()
+
+    def _enabled_hook(self, hook_name: str):
+        hook = getattr(self.pm.hook, hook_name)
+        enabled = [p for n, p in self.pm.list_name_plugin() if self.config.enabled(n)]
+        others = [p for p in self.pm.get_plugins() if p not in enabled]
+        return self.pm.subset_hook_caller(hook_name, remove_plugins=others) if others else hook
+
+    def _build(self) -> None:
+        def register_component(component: Component, *, role: str = "service") -> None:
+            if role not in ROLES:
+                raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+            self.components[role].append(component)
+
+        self._enabled_hook("gateway_register_processors")(
+            context=self.context, register=self.hub.add_processor)
+        self._enabled_hook("gateway_register_components")(
+            context=self.context, register=register_component)
+
+    def reload(self) -> bool:
+        """Re-read the config file and hand it to the plugins; keep the old one on error."""
+        if self._reload_config is None:
+            log.warning("SIGHUP: running from the built-in default config; nothing to reload")
+            return False
+        try:
+            new = self._reload_config()
+        except ConfigError as exc:
+            for p in exc.problems:
+                log.error("reload refused, keeping the running config: %s", p)
+            return False
+        if set(new.sections) != set(self.config.sections):
+            log.warning("reload: enabling or disabling plugins needs a restart; "
+                        "other settings are applied")
+        self.config = new
+        self.context.config = new
+        self._enabled_hook("gateway_reload")(context=self.context)
+        self.hub.republish()
+        log.info("configuration reloaded from %s", new.file)
+        return True
+
+    async def run(self, *, shutdown_trigger: Callable[[], Any] | None = None,
+                  install_signal_handlers: bool = True) -> None:
+        """Run until ``shutdown_trigger()`` (an awaitable factory) completes, or until
+        SIGTERM/SIGINT. Stops north first, then services, then south."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        installed: list[int] = []
+        if install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
+            installed.append(signal.SIGHUP)
+        names = ", ".join(c.name for r in ROLES for c in self.components[r]) or "nothing"
+        log.info("%s starting: %s", self.config.core.name, names)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks: dict[str, list[asyncio.Task[None]]] = {r: [] for r in ROLES}
+                for role in reversed(ROLES):  # south first, so north has data soonest
+                    for comp in self.components[role]:
+                        tasks[role].append(tg.create_task(comp.run(), name=comp.name))
+                if self.config.core.watchdog:
+                    tg.create_task(self._systemd_notify(stop), name="systemd-notify")
+                waiters = [asyncio.ensure_future(stop.wait())]
+                if shutdown_trigger is not None:
+                    waiters.append(asyncio.ensure_future(shutdown_trigger()))
+                done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                for w in pending:
+                    w.cancel()
+                stop.set()
+                log.info("shutting down")
+                for role in ROLES:
+                    for t in tasks[role]:
+                        t.cancel()
+                    await asyncio.gather(*tasks[role], return_exceptions=True)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+        log.info("stopped")
+
+    async def _systemd_notify(self, stop: asyncio.Event) -> None:
+        """READY=1 at start; WATCHDOG=1 only while the hub keeps receiving snapshots."""
+        addr = os.environ.get("NOTIFY_SOCKET")
+        if not addr:
+            await stop.wait()
+            return
+        if addr.startswith("@"):
+            addr = "\0" + addr[1:]
+        usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            def send(msg: str) -> None:
+                with contextlib.suppress(OSError):
+                    sock.sendto(msg.encode(), addr)
+            send("READY=1")
+            try:
+                limit = usec / 1e6
+                started = time.monotonic()
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=limit / 2 if usec else 3600)
+                    # progress = a snapshot within the last watchdog interval (or, before
+                    # the first one, a start-up no older than that interval)
+                    last = self.hub.last_update_at or started
+                    if usec and time.monotonic() - last < limit:
+                        send("WATCHDOG=1")
+            finally:
+                send("STOPPING=1")

@@ -1,0 +1,85 @@
+"""Bank aggregates: pure functions from module readings to bank-level figures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from gateway.model import BankAggregates, Location, ModuleReading, ModuleStatus
+
+
+def _extreme(
+    modules: Sequence[ModuleReading], values_of, pick
+) -> tuple[int | None, Location | None]:
+    best: int | None = None
+    where: Location | None = None
+    for m in modules:
+        for i, v in enumerate(values_of(m), start=1):
+            if v is None:
+                continue
+            if best is None or pick(v, best):
+                best, where = v, Location(position=m.position, index=i)
+    return best, where
+
+
+def _sum_known(values: Iterable[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def make_bank_aggregates(
+    modules: Sequence[ModuleReading], *, alarmed_positions: Iterable[int] = ()
+) -> BankAggregates:
+    """Aggregate the modules whose data is live.
+
+    Stale, offline and never-seen modules are left out of every figure (an aggregate
+    built on stale data would be served as live); they still count as configured.
+    SOC is weighted by full capacity where every live module reports it, otherwise it
+    is the plain mean of the known SOCs. Minimum and maximum cell voltage and
+    temperature carry their location (module position, 1-based cell or sensor number);
+    ties keep the lowest position and index.
+    """
+    live = [m for m in modules if m.status is ModuleStatus.OK and m.telemetry is not None]
+    tel = [m.telemetry for m in live]
+    voltages = [t.voltage_mv for t in tel if t.voltage_mv is not None]
+
+    cell_min, cell_min_at = _extreme(live, lambda m: m.telemetry.cell_mv, lambda v, b: v < b)
+    cell_max, cell_max_at = _extreme(live, lambda m: m.telemetry.cell_mv, lambda v, b: v > b)
+    t_min, t_min_at = _extreme(live, lambda m: m.telemetry.temp_dc, lambda v, b: v < b)
+    t_max, t_max_at = _extreme(live, lambda m: m.telemetry.temp_dc, lambda v, b: v > b)
+
+    socs = [(t.soc_permille, t.full_mah) for t in tel if t.soc_permille is not None]
+    soc: int | None = None
+    if socs:
+        if all(full for _, full in socs):
+            total = sum(full for _, full in socs)
+            soc = round(sum(s * full for s, full in socs) / total)
+        else:
+            soc = round(sum(s for s, _ in socs) / len(socs))
+    sohs = [t.soh_permille for t in tel if t.soh_permille is not None]
+
+    alarmed = set(alarmed_positions)
+    for m in live:
+        if m.bms is not None and (m.bms.protections or m.bms.faults):
+            alarmed.add(m.position)
+
+    return BankAggregates(
+        current_ma=_sum_known(t.current_ma for t in tel),
+        voltage_min_mv=min(voltages) if voltages else None,
+        voltage_max_mv=max(voltages) if voltages else None,
+        voltage_mean_mv=round(sum(voltages) / len(voltages)) if voltages else None,
+        cell_min_mv=cell_min,
+        cell_min_at=cell_min_at,
+        cell_max_mv=cell_max,
+        cell_max_at=cell_max_at,
+        temp_min_dc=t_min,
+        temp_min_at=t_min_at,
+        temp_max_dc=t_max,
+        temp_max_at=t_max_at,
+        soc_permille=soc,
+        soh_min_permille=min(sohs) if sohs else None,
+        remaining_mah=_sum_known(t.remaining_mah for t in tel),
+        full_mah=_sum_known(t.full_mah for t in tel),
+        modules_configured=len(modules),
+        modules_online=len(live),
+        modules_alarmed=len(alarmed & {m.position for m in modules}),
+    )

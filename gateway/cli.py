@@ -1,0 +1,200 @@
+"""The ``bms-gateway`` command.
+
+Exit codes: 0 ok, 1 failure, 2 usage error, 78 configuration error (EX_CONFIG), also
+used when a plugin cannot be loaded. Only this module configures logging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+import pydantic
+
+from gateway import __version__
+from gateway.config import (
+    ConfigError,
+    GatewayConfig,
+    config_from_mapping,
+    load_config,
+)
+from gateway.plugins import PluginInfo, PluginLoadError, make_plugin_manager
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 78
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def config_models(pm: pluggy.PluginManager) -> dict[str, type[pydantic.BaseModel]]:
+    models: dict[str, type[pydantic.BaseModel]] = {}
+
+    def register(section: str, model: type[pydantic.BaseModel]) -> None:
+        if section in models:
+            raise ValueError(f"config section {section!r} registered twice")
+        models[section] = model
+
+    pm.hook.gateway_register_config(register=register)
+    return models
+
+
+def default_config_data(pm: pluggy.PluginManager) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for part in pm.hook.gateway_default_config():
+        if part:
+            data.update(part)
+    return data
+
+
+def read_config(pm: pluggy.PluginManager, path: str | None) -> GatewayConfig:
+    models = config_models(pm)
+    if path is None:
+        return config_from_mapping(default_config_data(pm), models)
+    return load_config(path, models)
+
+
+def _report_config_error(exc: ConfigError) -> int:
+    for p in exc.problems:
+        print(p, file=sys.stderr)
+    n = len(exc.problems)
+    print(f"configuration rejected: {n} problem{'s' if n != 1 else ''}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _cmd_run(args: argparse.Namespace, pm: pluggy.PluginManager) -> int:
+    from gateway.app import Gateway  # the runtime is only needed here
+
+    try:
+        config = read_config(pm, args.config)
+    except ConfigError as exc:
+        return _report_config_error(exc)
+    if args.config is None:
+        log.info("no -c given: running the built-in default configuration")
+    reload = (lambda: read_config(pm, args.config)) if args.config else None
+    try:
+        gateway = Gateway(config, pm, reload_config=reload)
+    except ConfigError as exc:
+        return _report_config_error(exc)
+    try:
+        asyncio.run(gateway.run())
+    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        return EXIT_OK
+    return EXIT_OK
+
+
+def _cmd_check_config(args: argparse.Namespace, pm: pluggy.PluginManager) -> int:
+    try:
+        config = read_config(pm, args.file)
+    except ConfigError as exc:
+        return _report_config_error(exc)
+    if args.print:
+        json.dump(config.redacted(), sys.stdout, indent=2, default=str)
+        print()
+    enabled = ", ".join(sorted(config.sections)) or "none"
+    print(f"{config.file}: OK (plugins enabled: {enabled})")
+    return EXIT_OK
+
+
+def _cmd_plugins(args: argparse.Namespace, pm: pluggy.PluginManager,
+                 infos: dict[str, PluginInfo]) -> int:
+    try:
+        config = read_config(pm, args.config)
+    except ConfigError as exc:
+        return _report_config_error(exc)
+    rows = [("NAME", "VERSION", "ORIGIN", "STATE")]
+    for name in sorted(infos):
+        info = infos[name]
+        origin = "built-in" if info.builtin else f"third-party ({info.distribution})"
+        state = ("enabled" if config.enabled(name)
+                 else "disabled" if name in config.disabled else "not configured")
+        rows.append((name, info.version, origin, state))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    return EXIT_OK
+
+
+def plugin_commands(pm: pluggy.PluginManager) -> list[Command]:
+    commands: list[Command] = []
+
+    def register(name: str, *, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                 run: Callable[[argparse.Namespace], int]) -> None:
+        commands.append(Command(name, help, add_arguments, run))
+
+    pm.hook.gateway_register_commands(register=register)
+    return commands
+
+
+def make_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bms-gateway",
+        description="RS485 battery-bank gateway: SNMP agent and Modbus-TCP server.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                        type=str.upper, help="logging threshold (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the gateway")
+    p.add_argument("-c", "--config", metavar="FILE",
+                   help="YAML config (default: a simulated 12-pack bank on loopback)")
+    p = sub.add_parser("check-config", help="validate a config file and exit")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--print", action="store_true",
+                   help="print the configuration as JSON, secrets redacted")
+    p = sub.add_parser("plugins", help="list installed plugins and whether they are enabled")
+    p.add_argument("-c", "--config", metavar="FILE",
+                   help="config that decides what is enabled (default: the built-in one)")
+    for cmd in commands:
+        p = sub.add_parser(cmd.name, help=cmd.help)
+        cmd.add_arguments(p)
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        pm, infos = make_plugin_manager()
+    except PluginLoadError as exc:
+        print(f"bms-gateway: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    commands = plugin_commands(pm)
+    parser = make_parser(commands)
+    args = parser.parse_args(argv)  # exits 2 on usage errors
+    configure_logging(args.log_level)
+    if args.command == "run":
+        return _cmd_run(args, pm)
+    if args.command == "check-config":
+        return _cmd_check_config(args, pm)
+    if args.command == "plugins":
+        return _cmd_plugins(args, pm, infos)
+    for cmd in commands:
+        if cmd.name == args.command:
+            return cmd.run(args)
+    parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse checks
+    return EXIT_USAGE  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

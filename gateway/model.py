@@ -1,0 +1,333 @@
+"""The vendor-neutral data model: what the south side reads and the north side serves.
+
+Every class is a frozen, slotted, keyword-only dataclass: a snapshot handed to the SNMP
+agent or the Modbus server can never change under it. Measurements are integers in fixed
+units with the unit in the name (``cell_mv``, ``current_ma``, ``temp_dc`` = 0.1 degC,
+``soc_permille``); ``None`` means *unknown* and is never replaced by 0. Float properties
+exist only for people.
+
+Sign convention: ``current_ma`` is positive while the module is **charging** and negative
+while it is discharging, whatever the vendor sends on the wire.
+
+Time: ``*_at`` fields hold seconds from the gateway's monotonic clock (the injected
+clock of the component that made them); ``wall_time`` fields hold seconds since the
+Unix epoch and exist only for display and for the logs.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class ModuleStatus(enum.IntEnum):
+    """Quality of a module's data as served north.
+
+    The numbers are part of the public contracts (MIB enumeration, Modbus status
+    register): never renumber.
+    """
+
+    OK = 1  #: live data, younger than the configured stale age
+    STALE = 2  #: the last good data is older than the stale age; served as stale
+    OFFLINE = 3  #: the module stopped answering; values are last known, never live
+    NEVER_SEEN = 4  #: configured, but no valid answer since start; no values at all
+
+
+class LinkState(enum.Enum):
+    """Per-module communication state machine of the poller."""
+
+    NEVER_SEEN = "never_seen"
+    ONLINE = "online"
+    SUSPECT = "suspect"  #: missed an answer, not yet declared offline
+    OFFLINE = "offline"
+
+
+class TempRole(enum.IntEnum):
+    """What a temperature sensor measures. Numbers are part of the MIB."""
+
+    CELL = 1
+    MOSFET = 2
+    AMBIENT = 3
+    BOARD = 4
+    OTHER = 5
+
+
+class Condition(enum.IntFlag):
+    """Threshold conditions a BMS reports, as warnings or as protections.
+
+    The same vocabulary serves both: a module can *warn* of cell under-voltage and later
+    *protect* against it (the manual's yellow ALM light versus the orange one).
+    Bit positions are part of the public contracts: only ever append.
+    """
+
+    NONE = 0
+    CELL_OVER_VOLTAGE = 1 << 0
+    CELL_UNDER_VOLTAGE = 1 << 1
+    PACK_OVER_VOLTAGE = 1 << 2
+    PACK_UNDER_VOLTAGE = 1 << 3
+    CHARGE_OVER_CURRENT = 1 << 4
+    DISCHARGE_OVER_CURRENT = 1 << 5
+    SHORT_CIRCUIT = 1 << 6  #: reverse connection / short circuit
+    CHARGE_HIGH_TEMP = 1 << 7
+    CHARGE_LOW_TEMP = 1 << 8
+    DISCHARGE_HIGH_TEMP = 1 << 9
+    DISCHARGE_LOW_TEMP = 1 << 10
+    MOSFET_HIGH_TEMP = 1 << 11
+    AMBIENT_HIGH_TEMP = 1 << 12
+    AMBIENT_LOW_TEMP = 1 << 13
+    LOW_CAPACITY = 1 << 14
+    CHARGER_OVER_VOLTAGE = 1 << 15
+
+
+class Fault(enum.IntFlag):
+    """BMS faults, named as in the module manual's fault-code list.
+
+    Bit positions are part of the public contracts: only ever append.
+    """
+
+    NONE = 0
+    VOLTAGE_SENSOR = 1 << 0  #: ERR blinks 1x
+    TEMPERATURE_SENSOR = 1 << 1  #: ERR blinks 2x
+    CHARGE_CIRCUIT = 1 << 2  #: ERR blinks 3x (charge MOSFET / charge switch)
+    DISCHARGE_CIRCUIT = 1 << 3  #: ERR blinks 4x (discharge MOSFET / discharge switch)
+    BATTERY = 1 << 4  #: ERR blinks 5x (cell failure)
+    SAMPLING_IC = 1 << 5  #: ERR blinks 6x (sampling IC communication failure)
+    REVERSE_CONNECTION = 1 << 6  #: reverse connection / short circuit (highest priority)
+    CURRENT_SENSOR = 1 << 7
+    HEATER = 1 << 8
+    CURRENT_LIMITER = 1 << 9
+    INTERNAL_COMMUNICATION = 1 << 10
+
+
+class State(enum.IntFlag):
+    """Operating states a BMS reports (not alarms). Only ever append."""
+
+    NONE = 0
+    CHARGE_FET_ON = 1 << 0
+    DISCHARGE_FET_ON = 1 << 1
+    CHARGING = 1 << 2
+    DISCHARGING = 1 << 3
+    CURRENT_LIMITER_ON = 1 << 4
+    HEATER_ON = 1 << 5
+    FULLY_CHARGED = 1 << 6
+    BALANCING = 1 << 7
+    CHARGER_REVERSED = 1 << 8
+    BUZZER_ON = 1 << 9
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawFlag:
+    """A BMS status bit the decoder could not classify. Kept, never dropped."""
+
+    field: str  #: the vendor field name, e.g. ``"fault_state"``
+    bit: int  #: bit position within that field, 0 = least significant
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    """What a module says about itself (any field may be unknown)."""
+
+    serial: str | None = None
+    pack_serial: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    manufacturer: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Telemetry:
+    """One module's measurements, normalized to fixed-point integers."""
+
+    cell_mv: tuple[int | None, ...] = ()
+    temp_dc: tuple[int | None, ...] = ()  #: 0.1 degC, signed
+    temp_roles: tuple[TempRole, ...] = ()  #: same length as temp_dc
+    current_ma: int | None = None  #: + = charging, - = discharging
+    voltage_mv: int | None = None
+    remaining_mah: int | None = None
+    full_mah: int | None = None
+    design_mah: int | None = None
+    cycles: int | None = None
+    soc_permille: int | None = None
+    soh_permille: int | None = None
+
+    @property
+    def cell_min_mv(self) -> int | None:
+        known = [v for v in self.cell_mv if v is not None]
+        return min(known) if known else None
+
+    @property
+    def cell_max_mv(self) -> int | None:
+        known = [v for v in self.cell_mv if v is not None]
+        return max(known) if known else None
+
+    @property
+    def voltage_v(self) -> float | None:
+        return None if self.voltage_mv is None else self.voltage_mv / 1000
+
+    @property
+    def current_a(self) -> float | None:
+        return None if self.current_ma is None else self.current_ma / 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BmsStatus:
+    """Warnings, protections, faults and states the BMS reports, vendor-neutral."""
+
+    warnings: Condition = Condition.NONE
+    protections: Condition = Condition.NONE
+    faults: Fault = Fault.NONE
+    states: State = State.NONE
+    balancing: tuple[bool, ...] | None = None  #: per cell, None when not reported
+    unclassified: tuple[RawFlag, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkCounters:
+    """Per-module (or per-bus) communication counters; all monotonically increasing."""
+
+    frames_ok: int = 0
+    timeouts: int = 0
+    checksum_errors: int = 0  #: bad CHKSUM or LCHKSUM
+    format_errors: int = 0  #: truncated, non-hex, length mismatch
+    rtn_errors: int = 0  #: answers with RTN != 0
+    wrong_address: int = 0  #: answers from an unexpected ADR
+    no_data: int = 0  #: answers that carried no usable data (e.g. all-zero analog)
+    garbage_bytes: int = 0  #: bytes outside any frame
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModuleReading:
+    """One module with its status envelope around optional measurement blocks."""
+
+    bus: str  #: the configured bus name
+    address: int  #: the DIP address on that bus
+    position: int  #: configured position in the bank, 1-based; stable across restarts
+    status: ModuleStatus = ModuleStatus.NEVER_SEEN
+    link: LinkState = LinkState.NEVER_SEEN
+    updated_at: float | None = None  #: monotonic time of the last good telemetry
+    identity: Identity | None = None
+    telemetry: Telemetry | None = None
+    bms: BmsStatus | None = None
+    counters: LinkCounters = field(default_factory=LinkCounters)
+
+    def age_s(self, now: float) -> float | None:
+        """Age of the last good data at monotonic time ``now``; None if never seen."""
+        return None if self.updated_at is None else max(0.0, now - self.updated_at)
+
+    @property
+    def is_live(self) -> bool:
+        return self.status is ModuleStatus.OK
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BusStatus:
+    """One RS485 port (bus) and its transport."""
+
+    name: str
+    port: str  #: the serial URL, secrets redacted
+    connected: bool = False
+    last_cycle_ms: int | None = None  #: duration of the last complete poll cycle
+    last_cycle_at: float | None = None  #: monotonic end time of that cycle
+    cycles: int = 0
+    reconnects: int = 0
+    counters: LinkCounters = field(default_factory=LinkCounters)
+
+
+class Severity(enum.IntEnum):
+    """Alarm severity; numbers follow ITU-ALARM-TC-MIB ItuPerceivedSeverity."""
+
+    CLEARED = 1
+    INDETERMINATE = 2
+    CRITICAL = 3
+    MAJOR = 4
+    MINOR = 5
+    WARNING = 6
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alarm:
+    """An active alarm as held in the active alarm table."""
+
+    seq: int  #: monotonically increasing, never reused
+    kind: str  #: stable alarm type name, e.g. ``"cell_voltage_high"``
+    severity: Severity
+    position: int = 0  #: module position, 0 = bank or gateway
+    sub_index: int = 0  #: cell or sensor number (1-based), 0 = none
+    value: int | None = None  #: measured value in the unit of ``kind``
+    threshold: int | None = None
+    raised_at: float  #: monotonic
+    raised_wall_time: float  #: epoch seconds
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Location:
+    """Where a bank extreme sits: module position and 1-based cell/sensor number."""
+
+    position: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BankAggregates:
+    """Bank-level figures computed from the modules whose data is live (status OK)."""
+
+    current_ma: int | None = None  #: sum over live modules, + = charging
+    voltage_min_mv: int | None = None
+    voltage_max_mv: int | None = None
+    voltage_mean_mv: int | None = None
+    cell_min_mv: int | None = None
+    cell_min_at: Location | None = None
+    cell_max_mv: int | None = None
+    cell_max_at: Location | None = None
+    temp_min_dc: int | None = None
+    temp_min_at: Location | None = None
+    temp_max_dc: int | None = None
+    temp_max_at: Location | None = None
+    soc_permille: int | None = None  #: capacity-weighted over live modules
+    soh_min_permille: int | None = None
+    remaining_mah: int | None = None
+    full_mah: int | None = None
+    modules_configured: int = 0
+    modules_online: int = 0  #: modules whose data is live
+    modules_alarmed: int = 0  #: modules with at least one active alarm or BMS protection/fault
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BankSnapshot:
+    """Everything the gateway knows at one instant. Immutable; replaced, never edited."""
+
+    seq: int  #: increases with every published snapshot
+    created_at: float  #: monotonic
+    wall_time: float  #: epoch seconds
+    modules: tuple[ModuleReading, ...] = ()  #: sorted by position
+    buses: tuple[BusStatus, ...] = ()
+    bank: BankAggregates = field(default_factory=BankAggregates)
+    alarms: tuple[Alarm, ...] = ()  #: active alarms, sorted by seq
+    alarm_last_seq: int = 0  #: the sequence number of the last raise or clear
+
+    def module(self, position: int) -> ModuleReading | None:
+        for m in self.modules:
+            if m.position == position:
+                return m
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# Events: what processors emit besides the snapshot (bounded queues carry them north).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmRaised:
+    alarm: Alarm
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmCleared:
+    alarm: Alarm  #: the alarm as it was while active (same seq)
+    cleared_at: float
+    cleared_wall_time: float
+    clear_seq: int  #: the alarm_last_seq value this clear produced
+
+
+Event = AlarmRaised | AlarmCleared

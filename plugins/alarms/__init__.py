@@ -1,0 +1,1 @@
+"""The `alarms` plugin (registers nothing yet)."""

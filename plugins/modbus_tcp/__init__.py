@@ -1,0 +1,1 @@
+"""The `modbus_tcp` plugin (registers nothing yet)."""

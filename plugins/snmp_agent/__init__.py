@@ -1,0 +1,1 @@
+"""The `snmp_agent` plugin (registers nothing yet)."""
