@@ -188,9 +188,22 @@ def _dotted(path: Path_) -> str:
 
 
 class Section(pydantic.BaseModel):
-    """Base of every config model: unknown keys are errors, values are immutable."""
+    """Base of every config model: unknown keys are errors, values are immutable, and a
+    boolean is only ``true`` or ``false`` (pydantic alone would read ``"no"``, ``"off"``
+    or ``0`` as False, undoing the YAML 1.2 rule above)."""
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    @pydantic.field_validator("*", mode="before")
+    @classmethod
+    def _strict_bools(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        field_info = cls.model_fields.get(info.field_name or "")
+        if field_info is not None and not isinstance(value, bool):
+            kinds = _unwrap(field_info.annotation)
+            if bool in kinds and not any(k in (int, float, str) for k in kinds):
+                if value is not None or type(None) not in kinds:
+                    raise ValueError("must be true or false")
+        return value
 
 
 class CoreSettings(Section):
@@ -295,6 +308,34 @@ def _data_path(data: Any, loc: Path_) -> Path_:
     return tuple(out)
 
 
+def validation_problems(doc: ConfigDocument, exc: pydantic.ValidationError,
+                        model: type[pydantic.BaseModel], value: Any, *,
+                        prefix: Path_ = ()) -> list[Problem]:
+    """Turn a pydantic error into ``FILE:LINE: key.path: message`` problems."""
+    out: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        loc = _data_path(value, tuple(err["loc"]))
+        path = prefix + loc
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden" and loc:
+            parent = _model_at(model, loc[:-1])
+            msg = "unknown key" + (_suggest(str(loc[-1]), parent.model_fields) if parent else "")
+        elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
+            msg = str(err["ctx"]["error"])
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        out.append(Problem(doc.file, doc.line_of(path), _dotted(path), msg))
+    return out
+
+
+def validate_model(doc: ConfigDocument, model: type[pydantic.BaseModel]) -> Any:
+    """Validate a whole document against one model (scenario files and the like)."""
+    try:
+        return model.model_validate(doc.data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(validation_problems(doc, exc, model, doc.data)) from None
+
+
 def validate_document(doc: ConfigDocument, models: dict[str, type[pydantic.BaseModel]]
                       ) -> GatewayConfig:
     """Validate every section of ``doc`` against the registered ``models``.
@@ -329,17 +370,7 @@ def validate_document(doc: ConfigDocument, models: dict[str, type[pydantic.BaseM
         try:
             validated = model.model_validate(value)
         except pydantic.ValidationError as exc:
-            for err in exc.errors(include_url=False):
-                loc = _data_path(value, tuple(err["loc"]))
-                path = (key,) + loc
-                msg = err["msg"]
-                if err["type"] == "extra_forbidden" and loc:
-                    parent = _model_at(model, loc[:-1])
-                    msg = "unknown key" + (_suggest(str(loc[-1]), parent.model_fields)
-                                           if parent else "")
-                elif err["type"] == "missing":
-                    msg = "required key is missing"
-                problems.append(Problem(doc.file, doc.line_of(path), _dotted(path), msg))
+            problems.extend(validation_problems(doc, exc, model, value, prefix=(key,)))
             continue
         if key == CORE_SECTION:
             core = validated

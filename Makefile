@@ -1,0 +1,44 @@
+# bms-gateway: `make run` and `make test` each do their own set-up on a fresh Debian box.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev
+STAMP := $(VENV)/.installed
+
+.PHONY: run test venv debs bench clean
+
+run: $(STAMP)
+	$(BIN)/bms-gateway run $(if $(CONFIG),-c $(CONFIG))
+
+test: $(STAMP) debs
+	$(BIN)/python -m coverage erase
+	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m coverage report --include='plugins/rs485_bms/protocol/*' --fail-under=100 -m --skip-covered
+	$(BIN)/python -m coverage report --fail-under=80 --skip-covered --skip-empty
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The Debian packages the tests talk to (net-snmp tools, smilint, mbpoll, libmodbus).
+debs:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages: $$missing (run 'sudo apt-get install $$missing')"; exit 1; \
+	  fi; \
+	fi
+
+bench: $(STAMP) debs
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .coverage .pytest_cache build *.egg-info

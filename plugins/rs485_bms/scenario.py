@@ -1,0 +1,92 @@
+"""Simulator scenarios: fault injection per pack and per time window, from YAML.
+
+A scenario file lists steps; each step applies to some packs (addresses) from
+``at_s`` to ``until_s`` seconds after the simulator started (``until_s`` omitted = to
+the end)::
+
+    steps:
+      - {at_s: 10, until_s: 40, packs: [3], fault: silence}
+      - {at_s: 0, packs: [5], fault: cell_ramp, cell: 7, from_mv: 3400, to_mv: 3700,
+         duration_s: 60}
+      - {at_s: 20, until_s: 25, fault: transport_drop}
+
+Faults (see docs/simulator.md): ``silence``, ``delay`` (answer ``delay_ms`` late but
+in time), ``late`` (answer after ``delay_ms``, meant to exceed the poller's timeout),
+``corrupt`` (one byte of the answer changed), ``truncate`` (the answer stops early, no
+checksum), ``wrong_address`` (the answer carries another ADR), ``duplicate_address``
+(two packs answer at once and garble each other), ``all_zero`` (analog payload of
+zeros), ``flags`` (raw status fields of the 0x44 answer set, e.g.
+``{protect1: 1, fault_state: 32}``), ``cell_ramp`` (one cell's voltage moves linearly)
+and ``transport_drop`` (the simulator closes the TCP connection / the pty goes away).
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+import pydantic
+
+from gateway.config import ConfigError, Problem, Section, parse_yaml, validate_model
+
+
+class FaultKind(enum.StrEnum):
+    SILENCE = "silence"
+    DELAY = "delay"
+    LATE = "late"
+    CORRUPT = "corrupt"
+    TRUNCATE = "truncate"
+    WRONG_ADDRESS = "wrong_address"
+    DUPLICATE_ADDRESS = "duplicate_address"
+    ALL_ZERO = "all_zero"
+    FLAGS = "flags"
+    CELL_RAMP = "cell_ramp"
+    TRANSPORT_DROP = "transport_drop"
+
+
+class Step(Section):
+    at_s: float = pydantic.Field(0, ge=0)
+    until_s: float | None = pydantic.Field(None, gt=0)
+    packs: list[int] = pydantic.Field(default_factory=list, description="addresses; empty = all")
+    fault: FaultKind
+    delay_ms: int = pydantic.Field(0, ge=0, le=60000)
+    commands: list[int] = pydantic.Field(
+        default_factory=list, description="CID2 codes the fault applies to; empty = all")
+    flags: dict[str, int] = pydantic.Field(default_factory=dict)
+    cell: int = pydantic.Field(1, ge=1, le=32)
+    from_mv: int = pydantic.Field(3300, ge=0, le=5000)
+    to_mv: int = pydantic.Field(3300, ge=0, le=5000)
+    duration_s: float = pydantic.Field(60, gt=0)
+    wrong_address: int = pydantic.Field(15, ge=0, le=255)
+
+    def active(self, t: float, address: int | None = None, cid2: int | None = None) -> bool:
+        if t < self.at_s or (self.until_s is not None and t >= self.until_s):
+            return False
+        if address is not None and self.packs and address not in self.packs:
+            return False
+        if cid2 is not None and self.commands and cid2 not in self.commands:
+            return False
+        return True
+
+    def ramp_mv(self, t: float) -> int:
+        frac = min(1.0, max(0.0, (t - self.at_s) / self.duration_s))
+        return round(self.from_mv + (self.to_mv - self.from_mv) * frac)
+
+
+class Scenario(Section):
+    description: str = ""
+    steps: list[Step] = pydantic.Field(default_factory=list)
+
+    def active(self, t: float, address: int | None = None, cid2: int | None = None
+               ) -> list[Step]:
+        return [s for s in self.steps if s.active(t, address, cid2)]
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load and validate a scenario file (errors as ``FILE:LINE: key: message``)."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(file, None, "", f"cannot read: {exc}")]) from None
+    return validate_model(parse_yaml(text, file), Scenario)

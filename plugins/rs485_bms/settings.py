@@ -1,0 +1,151 @@
+"""Configuration of the ``rs485_bms`` plugin (the ``rs485_bms:`` YAML section)."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import pydantic
+
+from gateway.config import Section
+
+
+class Family(enum.StrEnum):
+    """Protocol families the poller can speak (the simulator speaks the first three)."""
+
+    PACE_V25 = "pace_v25"
+    PYLONTECH = "pylontech"
+    SEPLOS_V2 = "seplos_v2"
+    EG4_LIFEPOWER4 = "eg4_lifepower4"
+    DAREN_BASEN = "daren_basen"
+
+
+class PollMode(enum.StrEnum):
+    PER_ADDRESS = "per_address"  #: 0x42 + 0x44 to each address (gateway is the bus master)
+    MASTER = "master"  #: 0x42/0x44 with INFO=FF to the group master (pack #1)
+
+
+#: Per-family defaults: answer timeout, gap between transactions (ms). The timeout runs
+#: from the end of our request to the first answer byte; once bytes flow, a silence of
+#: ``byte_timeout_ms`` ends the frame (a long FF answer takes 1.5 s at 9600 Bd).
+FAMILY_TIMING: dict[Family, tuple[int, int]] = {
+    Family.PACE_V25: (500, 20),
+    Family.PYLONTECH: (1000, 50),
+    Family.SEPLOS_V2: (1000, 100),
+    Family.EG4_LIFEPOWER4: (2000, 200),
+    Family.DAREN_BASEN: (1000, 50),
+}
+
+Address = Annotated[int, pydantic.Field(ge=1, le=254)]
+
+
+def parse_addresses(value: object) -> object:
+    """Accept ``[2, 3, 4]``, ``"2-13"`` or ``"2-5, 9"``."""
+    if isinstance(value, str):
+        out: list[int] = []
+        for part in value.replace(" ", "").split(","):
+            if not part:
+                continue
+            lo, sep, hi = part.partition("-")
+            if not (lo.isdigit() and (not sep or hi.isdigit())):
+                raise ValueError(f"{value!r} is not a list of addresses like '2-13' or '2,3,5'")
+            start, end = int(lo), int(hi) if sep else int(lo)
+            if end < start:
+                raise ValueError(f"empty address range {part!r}")
+            out.extend(range(start, end + 1))
+        return out
+    return value
+
+
+class SimulatorSettings(Section):
+    """Run the built-in bank simulator in-process and poll it over loopback TCP."""
+
+    packs: int = pydantic.Field(12, ge=1, le=16, description="number of simulated packs")
+    first_address: int = pydantic.Field(
+        1, ge=1, le=15, description="DIP address of the first pack; the others follow "
+        "(the manual's bank: #1 is the group master, up to 12 in parallel)")
+    turnaround_ms: int = pydantic.Field(25, ge=0, le=5000)
+    scenario: Path | None = None
+    seed: int = 1
+
+
+class BusSettings(Section):
+    name: str = pydantic.Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    port: str | None = pydantic.Field(
+        None, description="pyserial URL: /dev/ttyUSB0, /dev/serial/by-id/..., "
+        "socket://host:port (RS485-to-Ethernet converter), rfc2217://host:port")
+    simulate: SimulatorSettings | None = None
+    family: Family = Family.PACE_V25
+    baud: int = pydantic.Field(9600, ge=1200, le=921600)
+    mode: PollMode = PollMode.PER_ADDRESS
+    addresses: list[Address] = pydantic.Field(
+        default_factory=list, description="DIP addresses in bank order; empty = the "
+        "simulator's packs, or for a real port a required setting")
+    timeout_ms: int | None = pydantic.Field(None, ge=10, le=10000)
+    byte_timeout_ms: int = pydantic.Field(100, ge=5, le=5000)
+    gap_ms: int | None = pydantic.Field(None, ge=0, le=5000)
+    retries: int = pydantic.Field(1, ge=0, le=5)
+    poll_interval_s: float = pydantic.Field(
+        5.0, ge=0, le=3600, description="start-to-start period of poll cycles; a cycle that "
+        "takes longer is followed at once by the next")
+    identity_interval_s: float = pydantic.Field(3600, ge=60)
+    offline_after: int = pydantic.Field(
+        3, ge=1, le=100, description="failed polls in a row before a module is offline")
+    offline_retry_max_s: float = pydantic.Field(
+        60, ge=1, description="offline modules are retried with doubling back-off up to this")
+    reconnect_max_s: float = pydantic.Field(30, ge=0.1)
+
+    @pydantic.field_validator("addresses", mode="before")
+    @classmethod
+    def _parse_addresses(cls, value: object) -> object:
+        return parse_addresses(value)
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> BusSettings:
+        if (self.port is None) == (self.simulate is None):
+            raise ValueError("give exactly one of 'port' (real hardware) or 'simulate'")
+        if self.port is not None and not self.addresses:
+            raise ValueError("'addresses' is required for a real port, e.g. addresses: 2-13")
+        if len(set(self.addresses)) != len(self.addresses):
+            raise ValueError("'addresses' lists an address twice")
+        if self.simulate is not None and self.family not in (
+                Family.PACE_V25, Family.PYLONTECH, Family.SEPLOS_V2):
+            raise ValueError(f"the simulator does not speak {self.family.value}")
+        return self
+
+    @property
+    def effective_timeout_ms(self) -> int:
+        return self.timeout_ms if self.timeout_ms is not None else FAMILY_TIMING[self.family][0]
+
+    @property
+    def effective_gap_ms(self) -> int:
+        return self.gap_ms if self.gap_ms is not None else FAMILY_TIMING[self.family][1]
+
+    @property
+    def effective_addresses(self) -> list[int]:
+        if self.addresses or self.simulate is None:
+            return list(self.addresses)
+        first = self.simulate.first_address
+        return list(range(first, first + self.simulate.packs))
+
+
+class Rs485Settings(Section):
+    buses: list[BusSettings] = pydantic.Field(min_length=1)
+    stale_after_s: float = pydantic.Field(
+        30, gt=0, description="data older than this is served as stale, never as live")
+
+    @pydantic.model_validator(mode="after")
+    def _unique_names(self) -> Rs485Settings:
+        names = [b.name for b in self.buses]
+        if len(set(names)) != len(names):
+            raise ValueError("bus names must be unique")
+        return self
+
+    def positions(self) -> list[tuple[BusSettings, int, int]]:
+        """(bus, address, position): positions follow the config order, 1-based."""
+        out = []
+        for bus in self.buses:
+            for address in bus.effective_addresses:
+                out.append((bus, address, len(out) + 1))
+        return out

@@ -1,0 +1,114 @@
+"""The serial port, and the only module that imports pyserial.
+
+Ports are pyserial URLs (``serial_for_url``): ``/dev/ttyUSB0`` and
+``/dev/serial/by-id/...`` for USB adapters, ``socket://host:port`` for RS485-to-Ethernet
+converters, ``rfc2217://host:port`` for Telnet-COM-port servers, ``loop://`` for tests.
+pyserial is blocking, so each port gets one worker thread; the event loop never blocks
+on it. Every failure surfaces as :class:`TransportError` (port missing, unplugged
+adapter, TCP connection closed, pseudo-terminal gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import re
+
+import serial
+
+_CHUNK = 8192  # more than the longest legal frame (18 + 4095 bytes)
+_SECRET_IN_URL = re.compile(r"(//[^/:@]*:)[^@/]*@")
+
+
+class TransportError(Exception):
+    """The port could not be opened, or it failed while open."""
+
+
+def redact_url(url: str) -> str:
+    """Hide a password embedded in a URL (``socket://user:pw@host``)."""
+    return _SECRET_IN_URL.sub(r"\1****@", url)
+
+
+class SerialTransport:
+    def __init__(self, url: str, *, baud: int) -> None:
+        self.url = url
+        self.baud = baud
+        self._port: serial.SerialBase | None = None
+        self._worker = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"serial:{redact_url(url)}")
+
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None
+
+    async def _call(self, fn, *args):
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._worker, fn, *args)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            await self._drop()
+            raise TransportError(f"{redact_url(self.url)}: {exc}") from exc
+
+    async def open(self) -> None:
+        def do_open():
+            return serial.serial_for_url(self.url, baudrate=self.baud, bytesize=8,
+                                         parity="N", stopbits=1, timeout=0)
+        self._port = await self._call(do_open)
+
+    async def write(self, data: bytes) -> None:
+        port = self._require()
+        await self._call(self._write_all, port, data)
+
+    @staticmethod
+    def _write_all(port: serial.SerialBase, data: bytes) -> None:
+        port.write(data)
+        port.flush()
+
+    async def read(self, max_wait_s: float) -> bytes:
+        """Whatever arrives within ``max_wait_s`` (at least one byte), or b"" on silence."""
+        port = self._require()
+        return await self._call(self._read_some, port, max(0.0, max_wait_s))
+
+    @staticmethod
+    def _read_some(port: serial.SerialBase, wait: float) -> bytes:
+        port.timeout = wait
+        first = port.read(1)
+        if not first:
+            return b""
+        port.timeout = 0  # then take what is already there, without waiting
+        return first + port.read(_CHUNK)
+
+    async def discard_input(self) -> int:
+        """Drop bytes that arrived outside a transaction; returns how many."""
+        port = self._require()
+
+        def drain() -> int:
+            port.timeout = 0
+            n = 0
+            while chunk := port.read(_CHUNK):
+                n += len(chunk)
+            return n
+        return await self._call(drain)
+
+    def _require(self) -> serial.SerialBase:
+        if self._port is None:
+            raise TransportError(f"{redact_url(self.url)}: port is not open")
+        return self._port
+
+    async def _drop(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception:  # closing a port that already failed: nothing left to do
+                pass
+
+    async def close(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(self._worker, port.close)
+            except (serial.SerialException, OSError):
+                pass
+        self._worker.shutdown(wait=False, cancel_futures=True)

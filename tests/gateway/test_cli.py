@@ -1,0 +1,73 @@
+"""The command line: exit codes, plugin listing, and a real process shut down by SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from gateway import __version__, cli
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"bms-gateway {__version__}"
+
+
+@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["check-config"], ["run", "--bogus"]])
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+
+
+def test_plugins_lists_the_builtins(capsys):
+    assert cli.main(["plugins"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["NAME", "VERSION", "ORIGIN", "STATE"]
+    names = {line.split()[0]: line for line in out[1:]}
+    for name in ("rs485_bms", "snmp_agent", "modbus_tcp", "alarms"):
+        assert "built-in" in names[name]
+
+
+def test_check_config_example_and_minimal(repo, capsys):
+    for name in ("example.yaml", "minimal.yaml"):
+        assert cli.main(["check-config", str(repo / "config" / name)]) == 0, capsys.readouterr()
+
+
+def test_missing_config_file_is_a_config_error(tmp_path, capsys):
+    assert cli.main(["run", "-c", str(tmp_path / "nope.yaml")]) == 78
+    assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_sigterm_stops_a_real_gateway_within_2s(gateway_cmd, subprocess_env):
+    proc = subprocess.Popen(gateway_cmd + ["--log-level", "INFO", "run"], env=subprocess_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if " starting: " in line:
+                break
+        assert any(" starting: " in l for l in lines), "".join(lines)
+        time.sleep(0.5)  # let the components bind and start polling
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=5)
+        elapsed = time.monotonic() - t0
+        rest = proc.stderr.read()
+        assert code == 0, rest
+        assert elapsed < 2.0
+        assert "stopped" in rest
+    finally:
+        proc.kill()
+        proc.communicate()

@@ -1,0 +1,147 @@
+"""The hub and the bank aggregates: pure, injected clock, nothing sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from gateway.bank import make_bank_aggregates
+from gateway.hub import EventQueue, Hub
+from gateway.model import (
+    Alarm,
+    AlarmRaised,
+    BmsStatus,
+    Fault,
+    Location,
+    ModuleReading,
+    ModuleStatus,
+    Severity,
+    Telemetry,
+)
+
+
+def module(pos, *, status=ModuleStatus.OK, cells=(3300, 3310), temps=(250, 260), current=-1000,
+           voltage=52000, soc=500, full=100_000, soh=990, bms=None):
+    return ModuleReading(
+        bus="bus1", address=pos + 1, position=pos, status=status,
+        telemetry=Telemetry(cell_mv=cells, temp_dc=temps, current_ma=current, voltage_mv=voltage,
+                            soc_permille=soc, full_mah=full, remaining_mah=None if full is None else full * soc // 1000,
+                            soh_permille=soh),
+        bms=bms,
+    )
+
+
+def test_aggregates_use_live_modules_only_with_locations():
+    mods = [
+        module(1, cells=(3300, 3290), temps=(250, 300), current=-2000, voltage=52000, soc=400),
+        module(2, cells=(3350, 3300), temps=(-55, 260), current=1500, voltage=53000, soc=800,
+               full=50_000, soh=970),
+        module(3, status=ModuleStatus.STALE, cells=(1, 4000), temps=(-400, 900), current=99999),
+        ModuleReading(bus="bus1", address=5, position=4),
+    ]
+    agg = make_bank_aggregates(mods)
+    assert agg.current_ma == -500
+    assert (agg.voltage_min_mv, agg.voltage_max_mv, agg.voltage_mean_mv) == (52000, 53000, 52500)
+    assert agg.cell_min_mv == 3290 and agg.cell_min_at == Location(position=1, index=2)
+    assert agg.cell_max_mv == 3350 and agg.cell_max_at == Location(position=2, index=1)
+    assert agg.temp_min_dc == -55 and agg.temp_min_at == Location(position=2, index=1)
+    assert agg.temp_max_dc == 300 and agg.temp_max_at == Location(position=1, index=2)
+    # capacity-weighted: (400*100 + 800*50) / 150 = 533.3
+    assert agg.soc_permille == 533
+    assert agg.soh_min_permille == 970
+    assert (agg.modules_configured, agg.modules_online) == (4, 2)
+
+
+def test_aggregates_unknown_stays_none():
+    agg = make_bank_aggregates([ModuleReading(bus="b", address=2, position=1)])
+    assert agg.current_ma is None and agg.soc_permille is None and agg.cell_min_at is None
+    assert agg.modules_online == 0 and agg.modules_configured == 1
+
+
+def test_soc_plain_mean_when_a_capacity_is_unknown():
+    agg = make_bank_aggregates([module(1, soc=400, full=None), module(2, soc=600)])
+    assert agg.soc_permille == 500
+
+
+def test_alarmed_counts_bms_faults_and_alarms():
+    mods = [module(1, bms=BmsStatus(faults=Fault.SAMPLING_IC)), module(2), module(3)]
+    assert make_bank_aggregates(mods, alarmed_positions=[3, 3, 9]).modules_alarmed == 2
+
+
+def test_hub_assembles_sources_and_counts_seq(clock):
+    hub = Hub(clock=clock, wall_clock=lambda: 1.7e9)
+    hub.update("a", modules=[module(2)])
+    clock.advance(1)
+    snap = hub.update("b", modules=[module(1)])
+    assert [m.position for m in snap.modules] == [1, 2]
+    assert snap.seq == 2 and snap.created_at == clock.now and hub.latest is snap
+    assert hub.last_update_at == clock.now
+
+
+class RaiseOnce:
+    def __init__(self):
+        self.done = False
+
+    def process(self, snap, now):
+        if self.done:
+            return snap, ()
+        self.done = True
+        alarm = Alarm(seq=1, kind="cell_voltage_high", severity=Severity.MAJOR, position=1,
+                      raised_at=now, raised_wall_time=0.0, text="x")
+        return dataclasses.replace(snap, alarms=(alarm,), alarm_last_seq=1), (AlarmRaised(alarm=alarm),)
+
+
+def test_processors_alarms_carry_over_and_events_are_queued(clock):
+    hub = Hub(clock=clock)
+    hub.add_processor(RaiseOnce())
+    q = hub.subscribe_events(maxsize=4)
+    s1 = hub.update("a", modules=[module(1), module(2)])
+    assert s1.bank.modules_alarmed == 1 and len(q) == 1
+    s2 = hub.update("a", modules=[module(1), module(2)])
+    assert s2.alarms == s1.alarms and s2.alarm_last_seq == 1  # state carried over
+    assert isinstance(q.get_nowait(), AlarmRaised) and q.get_nowait() is None
+
+
+def test_event_queue_is_bounded_and_counts_drops():
+    q = EventQueue(2)
+    for i in range(5):
+        q.put(i)
+    assert q.dropped == 3 and [q.get_nowait(), q.get_nowait()] == [3, 4]
+    with pytest.raises(ValueError):
+        EventQueue(0)
+
+
+def test_watch_is_latest_wins(clock):
+    async def scenario():
+        hub = Hub(clock=clock)
+        w = hub.watch()
+        hub.update("a", modules=[module(1)])
+        hub.update("a", modules=[module(1)])
+        first = await w.next()
+        assert first.seq == 2  # the slow reader skipped seq 1, the hub never waited
+        waiter = asyncio.ensure_future(w.next())
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        hub.update("a", modules=[module(1)])
+        assert (await waiter).seq == 3
+        w.close()
+        q = hub.subscribe_events(1)
+        getter = asyncio.ensure_future(q.get())
+        await asyncio.sleep(0)
+        q.put("ev")
+        assert await getter == "ev"
+    asyncio.run(scenario())
+
+
+def test_model_helpers():
+    m = module(1, cells=(None, 3300, 3200))
+    assert m.telemetry.cell_min_mv == 3200 and m.telemetry.cell_max_mv == 3300
+    assert m.telemetry.voltage_v == 52.0 and m.telemetry.current_a == -1.0
+    assert m.age_s(5.0) is None and m.is_live
+    assert dataclasses.replace(m, updated_at=10.0).age_s(12.5) == 2.5
+    assert Telemetry().cell_min_mv is None and Telemetry().voltage_v is None
+    snap_hub = Hub(clock=lambda: 0.0)
+    snap = snap_hub.update("x", modules=[m])
+    assert snap.module(1) is snap.modules[0] and snap.module(7) is None

@@ -1,0 +1,69 @@
+"""The rs485_bms config section."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import ConfigError, parse_yaml, validate_document
+
+from plugins.rs485_bms.settings import Family, Rs485Settings, parse_addresses
+
+MODELS = {"rs485_bms": Rs485Settings}
+
+
+def validate(text: str):
+    return validate_document(parse_yaml(text, "gw.yaml"), MODELS)
+
+
+def errors(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        validate(text)
+    return [str(p) for p in info.value.problems]
+
+
+def test_address_forms():
+    assert parse_addresses("2-5, 9") == [2, 3, 4, 5, 9]
+    assert parse_addresses([1, 2]) == [1, 2]
+    with pytest.raises(ValueError):
+        parse_addresses("5-2")
+    with pytest.raises(ValueError):
+        parse_addresses("a-b")
+
+
+def test_positions_follow_config_order_across_buses():
+    cfg = validate("""
+rs485_bms:
+  buses:
+    - {name: a, port: /dev/ttyUSB0, addresses: "3,2"}
+    - {name: b, port: "socket://127.0.0.1:4001", family: pylontech, addresses: 2-3}
+""")
+    s = cfg.section("rs485_bms")
+    assert [(b.name, adr, pos) for b, adr, pos in s.positions()] == [
+        ("a", 3, 1), ("a", 2, 2), ("b", 2, 3), ("b", 3, 4)]
+    assert s.buses[1].family is Family.PYLONTECH
+    assert s.buses[0].effective_timeout_ms == 500 and s.buses[1].effective_gap_ms == 50
+
+
+def test_simulated_bus_addresses_default_to_its_packs():
+    cfg = validate("rs485_bms:\n  buses:\n    - {name: s, simulate: {packs: 3, first_address: 4}}\n")
+    assert cfg.section("rs485_bms").buses[0].effective_addresses == [4, 5, 6]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("rs485_bms:\n  buses:\n    - {name: a}\n",
+     "gw.yaml:3: rs485_bms.buses.0: give exactly one of 'port' (real hardware) or 'simulate'"),
+    ("rs485_bms:\n  buses:\n    - {name: a, port: /dev/ttyS0}\n",
+     "gw.yaml:3: rs485_bms.buses.0: 'addresses' is required for a real port, e.g. addresses: 2-13"),
+    ("rs485_bms:\n  buses:\n    - name: a\n      port: /dev/ttyS0\n      addresses: 1-3\n      famliy: pace_v25\n",
+     "gw.yaml:6: rs485_bms.buses.0.famliy: unknown key; did you mean 'family'?"),
+    ("rs485_bms:\n  buses:\n    - {name: a, port: x, addresses: [1, 1]}\n",
+     "gw.yaml:3: rs485_bms.buses.0: 'addresses' lists an address twice"),
+    ("rs485_bms:\n  buses:\n    - {name: a, simulate: {}, family: daren_basen}\n",
+     "gw.yaml:3: rs485_bms.buses.0: the simulator does not speak daren_basen"),
+    ("rs485_bms:\n  buses:\n    - {name: a, simulate: {}}\n    - {name: a, simulate: {}}\n",
+     "gw.yaml:1: rs485_bms: bus names must be unique"),
+    ("rs485_bms:\n  buses: []\n",
+     "gw.yaml:2: rs485_bms.buses: List should have at least 1 item after validation, not 0"),
+])
+def test_bad_sections(text, expected):
+    assert errors(text) == [expected]
