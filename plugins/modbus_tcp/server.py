@@ -1,0 +1,205 @@
+"""The Modbus-TCP server component: asyncio glue around the register map.
+
+It serves the hub's latest snapshot and nothing else: a request is answered from the
+register tables compiled for that snapshot, never by waiting on the bus. Tables are
+compiled when a snapshot arrives and again every second (the age registers), so the
+request path is a dictionary look-up and a byte slice.
+
+Why not pymodbus's server: pymodbus 3.16 answers a read quantity of 0 or 126 with
+exception 01 instead of 03, accepts writes unless every datastore is wrapped, answers
+unknown unit identifiers with 0x04 or not at all, leaves a connection with a broken
+MBAP header open and silent, has no connection limit, and its datastore API is being
+replaced for 4.0. MBAP framing is small, so the server speaks Modbus/TCP itself
+(:mod:`plugins.modbus_tcp.protocol`); see docs/modbus.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from gateway.hub import Hub
+from plugins.modbus_tcp.protocol import Counters, Session, Table, UnitScheme, compile_tables
+from plugins.modbus_tcp.register_map import DeviceInfo, make_image
+from plugins.modbus_tcp.settings import ModbusTcpSettings, UnknownUnits
+
+log = logging.getLogger(__name__)
+
+RENDER_INTERVAL_S = 1.0  #: the age registers count whole seconds
+MAX_OUTPUT_PER_READ = 64 * 1024  #: answers produced per chunk read before yielding
+
+
+@dataclass(slots=True)
+class ServerCounters(Counters):
+    """Counters of the whole server (all connections)."""
+
+    accepted: int = 0
+    rejected: int = 0  #: connections closed at once: max_connections reached
+    idle_closed: int = 0
+
+
+class ModbusTcpServer:
+    """The ``modbus_tcp`` component (role ``north``)."""
+
+    name = "modbus_tcp"
+
+    def __init__(self, settings: ModbusTcpSettings, hub: Hub, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 device: DeviceInfo | None = None) -> None:
+        self.settings = settings
+        self.hub = hub
+        self._clock = clock
+        self._device = device or DeviceInfo(device_address=settings.bank_unit_id)
+        self._scheme = UnitScheme(
+            bank_unit_id=settings.bank_unit_id, direct_unit_ids=settings.direct_unit_ids,
+            module_unit_id_base=settings.module_unit_id_base if settings.module_unit_ids
+            else None)
+        self._tables: dict[int, Table] = {}
+        self._rendered_seq: int | None = -1
+        self._rendered_at = float("-inf")
+        self._connections: set[_Connection] = set()
+        self._at_limit = False
+        self.counters = ServerCounters()
+        self.address: tuple[str, int] | None = None  #: where it listens, once started
+        self.started = asyncio.Event()
+
+    # ------------------------------------------------------------------ tables --------
+
+    def tables(self) -> Mapping[int, Table]:
+        """The tables for the hub's latest snapshot at the current time."""
+        latest = self.hub.latest
+        now = self._clock()
+        seq = None if latest is None else latest.seq
+        if seq != self._rendered_seq or now - self._rendered_at >= RENDER_INTERVAL_S:
+            image = make_image(latest, now, stale_after_s=self.settings.stale_after_s,
+                               device=self._device)
+            self._tables = compile_tables(image, self._scheme)
+            self._rendered_seq = seq
+            self._rendered_at = now
+        return self._tables
+
+    # ------------------------------------------------------------------ running -------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        server = await loop.create_server(
+            lambda: _Connection(self), str(s.listen_address), s.port, reuse_address=True)
+        watch = self.hub.watch()
+        try:
+            self.address = server.sockets[0].getsockname()[:2]
+            self.tables()
+            log.info("Modbus-TCP server listening on %s:%d", *self.address)
+            self.started.set()
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watch.next(), timeout=RENDER_INTERVAL_S)
+                self.tables()
+                self._close_idle(loop.time())
+        finally:
+            watch.close()
+            server.close()
+            for conn in list(self._connections):
+                conn.transport.abort()
+            self._connections.clear()
+            self.started.clear()
+            log.info("Modbus-TCP server stopped")
+
+    def _close_idle(self, now: float) -> None:
+        limit = self.settings.idle_timeout_s
+        if not limit:
+            return
+        for conn in list(self._connections):
+            if now - conn.last_active > limit and not conn.transport.is_closing():
+                log.debug("closing idle connection from %s", conn.peer)
+                self.counters.idle_closed += 1
+                conn.transport.close()
+
+    # ------------------------------------------------------ connection bookkeeping ----
+
+    def _admit(self, conn: _Connection) -> bool:
+        if len(self._connections) >= self.settings.max_connections:
+            self.counters.rejected += 1
+            if not self._at_limit:
+                self._at_limit = True
+                log.warning("Modbus-TCP connection limit (%d) reached: closing new "
+                            "connections", self.settings.max_connections)
+            return False
+        if self._at_limit:
+            self._at_limit = False
+            log.info("Modbus-TCP connections below the limit again")
+        self._connections.add(conn)
+        self.counters.accepted += 1
+        return True
+
+    def _forget(self, conn: _Connection) -> None:
+        self._connections.discard(conn)
+
+
+class _Connection(asyncio.Protocol):
+    """One client: bytes in, bytes out through a :class:`Session`."""
+
+    def __init__(self, server: ModbusTcpServer) -> None:
+        self.server = server
+        self.session = Session(
+            server.tables,
+            answer_unknown_units=server.settings.unknown_unit_ids is UnknownUnits.EXCEPTION,
+            counters=server.counters)
+        self.transport: asyncio.Transport
+        self.peer: object = None
+        self.last_active = 0.0
+        self._writing_paused = False
+        self._loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        self.last_active = self._loop.time()
+        if not self.server._admit(self):
+            transport.close()
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        log.debug("Modbus-TCP connection from %s", self.peer)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self._loop.time()
+        self._answer(data)
+
+    def _answer(self, data: bytes) -> None:
+        """Answer what has arrived, a bounded amount at a time: while the client does not
+        read its answers, its further requests wait (in the session, then in the kernel)."""
+        while True:
+            out, broken = self.session.feed(data, max_output=MAX_OUTPUT_PER_READ)
+            data = b""
+            if out:
+                self.transport.write(out)
+            if broken:
+                log.debug("closing connection from %s: not a Modbus/TCP frame", self.peer)
+                self.transport.close()
+                return
+            if not self.session.backlog or self._writing_paused or self.transport.is_closing():
+                return
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self.transport.pause_reading()  # a client that does not read gets no more answers
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self.transport.resume_reading()
+        if self.session.backlog:
+            self._answer(b"")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._forget(self)
