@@ -142,7 +142,23 @@ def plugin_commands(pm: pluggy.PluginManager) -> list[Command]:
     return commands
 
 
-def make_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
+def selected_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--log-level":
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def make_parser(commands: Sequence[Command], selected: str | None = None
+                ) -> argparse.ArgumentParser:
+    """The argument parser. A plugin command's own arguments are added only when it is
+    the ``selected`` one: building them may import that plugin's heavier modules."""
     parser = argparse.ArgumentParser(
         prog="bms-gateway",
         description="RS485 battery-bank gateway: SNMP agent and Modbus-TCP server.")
@@ -164,7 +180,8 @@ def make_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
                    help="config that decides what is enabled (default: the built-in one)")
     for cmd in commands:
         p = sub.add_parser(cmd.name, help=cmd.help)
-        cmd.add_arguments(p)
+        if cmd.name == selected:
+            cmd.add_arguments(p)
     return parser
 
 
@@ -180,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bms-gateway: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     commands = plugin_commands(pm)
-    parser = make_parser(commands)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = make_parser(commands, selected_command(argv))
     args = parser.parse_args(argv)  # exits 2 on usage errors
     configure_logging(args.log_level)
     if args.command == "run":

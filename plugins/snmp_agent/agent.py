@@ -1,0 +1,324 @@
+"""The SNMP agent component: one UDP socket serving the hub's latest snapshot.
+
+Requests never wait on the RS485 bus: they are answered from an OID table built from
+``hub.latest`` (rebuilt when a new snapshot arrives and once a second, for the age
+columns) with every varbind encoded once.
+
+* SNMPv2c GET/GETNEXT/GETBULK/SET take a fast path: :mod:`ber` decodes the message,
+  :mod:`responder` applies RFC 3416, and the reply is joined from precomputed bytes.
+* SNMPv3 messages go to pysnmp's engine (USM: HMAC-SHA-256 + AES-128), which decrypts
+  them and hands the PDU to the same responder (:mod:`v3_engine`). pysnmp is imported
+  only when v3 users are configured.
+* Malformed or truncated messages are dropped and counted (snmpInASNParseErrs), wrong
+  communities too (snmpInBadCommunityNames); the agent keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway import __version__
+from gateway.hub import Hub
+from plugins.snmp_agent import ber, oid_map
+from plugins.snmp_agent.oid_map import BankOptions, Syntax, SystemInfo, Variable
+from plugins.snmp_agent.responder import Outcome, Table, respond
+from plugins.snmp_agent.settings import SnmpAgentSettings
+
+if TYPE_CHECKING:
+    from gateway.app import GatewayContext
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "snmp_agent_engine.json"
+_BOOTS_MAX = 2**31 - 1
+_BOOTS_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z
+REQUEST_PDUS = frozenset((ber.GET_REQUEST, ber.GET_NEXT_REQUEST, ber.GET_BULK_REQUEST,
+                          ber.SET_REQUEST))
+FORWARD = object()
+"""Verdict of :meth:`SnmpAgent.handle_datagram`: hand the message to the SNMPv3 engine."""
+
+
+@dataclass
+class AgentCounters:
+    """The agent's own counters; the first seven are served as the snmp group."""
+
+    in_pkts: int = 0
+    in_bad_versions: int = 0
+    in_bad_community_names: int = 0
+    in_bad_community_uses: int = 0
+    in_asn_parse_errs: int = 0
+    silent_drops: int = 0
+    proxy_drops: int = 0
+    unexpected_pdus: int = 0  #: responses, traps, informs and reports sent to the agent
+    internal_errors: int = 0  #: requests answered genErr because of a bug
+
+
+# ------------------------------------------------------------- engine identity -------
+
+
+def derive_engine_id(seed: str) -> bytes:
+    """An RFC 3411 snmpEngineID: our enterprise number with the high bit set, format
+    5 (octets, administratively assigned), then 12 octets of SHA-256 of ``seed``."""
+    return ((0x80000000 | oid_map.PEN).to_bytes(4, "big") + b"\x05"
+            + hashlib.sha256(seed.encode()).digest()[:12])
+
+
+def engine_identity(settings: SnmpAgentSettings, *, state_dir: Path | None, seed: str,
+                    wall_time: float) -> tuple[bytes, int]:
+    """(snmpEngineID, snmpEngineBoots) for this start.
+
+    The engine ID is ``settings.engine_id``, else the one kept in the state file, else
+    derived from ``seed`` (host and gateway name). snmpEngineBoots is kept in the
+    state file and incremented at every start (reset to 1 when the engine ID changes);
+    without a state directory it is the number of seconds since 2020, which also grows
+    from one start to the next.
+    """
+    configured = bytes.fromhex(settings.engine_id) if settings.engine_id else None
+    if state_dir is None:
+        boots = min(max(1, int(wall_time) - _BOOTS_EPOCH), _BOOTS_MAX)
+        return configured or derive_engine_id(seed), boots
+    path = state_dir / STATE_FILE
+    stored_id: bytes | None = None
+    boots = 0
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        stored_id = bytes.fromhex(state["engine_id"])
+        boots = int(state["boots"])
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("snmp_agent: ignoring unreadable %s (%s); starting a new engine", path,
+                    exc)
+    engine_id = configured or stored_id or derive_engine_id(seed)
+    boots = min(boots + 1, _BOOTS_MAX) if engine_id == stored_id else 1
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"engine_id": engine_id.hex(), "boots": boots}), encoding="utf-8")
+    os.replace(tmp, path)
+    return engine_id, boots
+
+
+# ------------------------------------------------------------------ the agent --------
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    """The UDP endpoint when no SNMPv3 user is configured (no pysnmp at all)."""
+
+    def __init__(self, agent: SnmpAgent) -> None:
+        self._agent = agent
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        reply = self._agent.handle_datagram(data)
+        if isinstance(reply, bytes) and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+
+class SnmpAgent:
+    """The ``snmp_agent`` component (role north)."""
+
+    name = "snmp_agent"
+
+    def __init__(self, settings: SnmpAgentSettings, hub: Hub, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time,
+                 state_dir: Path | None = None, gateway_name: str = "bms-gateway",
+                 software_version: str = __version__) -> None:
+        self._hub = hub
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._state_dir = state_dir
+        self._gateway_name = gateway_name
+        self._version = software_version
+        self.counters = AgentCounters()
+        self.started_at = clock()
+        self.address: tuple[str, int] | None = None  #: where it listens, once running
+        self.engine_id: bytes | None = None
+        self.engine_boots: int | None = None
+        self.ready = asyncio.Event()
+        self._v3: Any = None
+        self._table: Table | None = None
+        self._table_key: tuple[int, int, int] | None = None
+        self._generation = 0
+        self._bus_numbers: dict[str, int] = {}
+        self._live = {
+            oid_map.UPTIME_OIDS[0]: lambda: self._uptime(oid_map.UPTIME_OIDS[0]),
+            oid_map.UPTIME_OIDS[1]: lambda: self._uptime(oid_map.UPTIME_OIDS[1]),
+            **{oid: self._counter_fn(oid, key) for oid, key in oid_map.SNMP_COUNTER_OIDS.items()},
+        }
+        self.apply(settings)
+        self._listen = (settings.listen_address, settings.port)
+        self._users = settings.v3_users
+
+    @classmethod
+    def from_context(cls, context: GatewayContext) -> SnmpAgent:
+        return cls(context.section("snmp_agent"), context.hub, clock=context.clock,
+                   wall_clock=context.wall_clock, state_dir=context.state_dir,
+                   gateway_name=context.config.core.name)
+
+    def apply(self, settings: SnmpAgentSettings) -> None:
+        """Take the settings that apply live (SIGHUP); listen address, port, v3 users and
+        engine ID need a restart."""
+        self.settings = settings
+        self._v2c_enabled = settings.v2c.enabled
+        self._community = settings.v2c.community.get_secret_value().encode()
+        self._max_size = settings.max_message_size
+        sysname = settings.system.name or self._gateway_name
+        self._system = SystemInfo(
+            descr=settings.system.description
+            or f"bms-gateway {self._version}: RS485 gateway for a 48 V LiFePO4 battery bank",
+            name=sysname, location=settings.system.location, contact=settings.system.contact)
+        self._options = BankOptions(software_version=self._version, started_at=self.started_at,
+                                    serve_stale=settings.serve_stale)
+        pins = settings.bus_numbers  # pinned numbers win over numbers given before
+        kept = {name: n for name, n in self._bus_numbers.items()
+                if name not in pins and n not in pins.values()}
+        self._bus_numbers = {**kept, **pins}
+        self._generation += 1
+
+    # -------------------------------------------------------------- the table -------
+
+    def _uptime(self, oid: tuple[int, ...]) -> Variable:
+        return Variable(oid, Syntax.TIMETICKS, oid_map.uptime_ticks(self._clock(), self.started_at))
+
+    def _counter_fn(self, oid: tuple[int, ...], key: str) -> Callable[[], Variable]:
+        def current() -> Variable:
+            return Variable(oid, Syntax.COUNTER32, self.counter_values()[key] % 2**32)
+        return current
+
+    def counter_values(self) -> dict[str, int]:
+        """The snmp group counters, including what the SNMPv3 engine counted itself."""
+        c = self.counters
+        values = {k: getattr(c, k) for k in oid_map.SNMP_COUNTERS}
+        if self._v3 is not None:
+            for k, n in self._v3.counters().items():
+                values[k] += n
+        return values
+
+    def table(self) -> Table:
+        """The table for now: rebuilt on a new snapshot, a new second or new settings."""
+        snap = self._hub.latest
+        now = self._clock()
+        key = (snap.seq if snap is not None else -1, int(now), self._generation)
+        if key != self._table_key or self._table is None:
+            if snap is not None:
+                self._bus_numbers = oid_map.assign_bus_numbers(self._bus_numbers, snap)
+            variables = oid_map.make_oid_table(
+                snap, now=now, system=self._system, options=self._options,
+                bus_numbers=self._bus_numbers, counters=self.counter_values())
+            self._table = Table(variables, live=self._live)
+            self._table_key = key
+        return self._table
+
+    def process(self, pdu_type: int, oids: list[tuple[int, ...]], non_repeaters: int,
+                max_repetitions: int, budget: int) -> tuple[Table, Outcome]:
+        table = self.table()
+        try:
+            outcome = respond(table, pdu_type, oids, non_repeaters=non_repeaters,
+                              max_repetitions=max_repetitions, budget=budget)
+        except Exception:  # a bug: answer genErr (RFC 3416) rather than go silent
+            self.counters.internal_errors += 1
+            log.exception("snmp_agent: request failed; answering genErr")
+            outcome = Outcome(ber.GEN_ERR, 1 if oids else 0, None)
+        return table, outcome
+
+    # -------------------------------------------------------------- datagrams -------
+
+    def handle_datagram(self, data: bytes) -> bytes | object | None:
+        """The reply to one datagram, None to drop it, or :data:`FORWARD` for SNMPv3."""
+        c = self.counters
+        c.in_pkts += 1
+        try:
+            version = ber.decode_version(data)
+            if version == ber.VERSION_2C:
+                return self._v2c(ber.decode_request(data))
+            if version == ber.VERSION_3 and self._v3 is not None:
+                ber.decode_v3_header(data)
+                return FORWARD
+        except ber.BerError:
+            c.in_asn_parse_errs += 1
+            return None
+        c.in_bad_versions += 1  # v1, v3 without users, or nonsense
+        return None
+
+    def _v2c(self, req: ber.Request) -> bytes | None:
+        c = self.counters
+        if not self._v2c_enabled:
+            c.in_bad_versions += 1
+            return None
+        if not hmac.compare_digest(req.community, self._community):
+            c.in_bad_community_names += 1
+            return None
+        if req.pdu_type not in REQUEST_PDUS:
+            c.unexpected_pdus += 1
+            return None
+        if req.pdu_type == ber.SET_REQUEST:
+            c.in_bad_community_uses += 1  # a read-only community
+        budget = self._max_size - ber.response_overhead(
+            req.community, req.request_id_tlv, error_index=len(req.oids))
+        table, outcome = self.process(req.pdu_type, req.oids, req.field2, req.field3, budget)
+        if outcome.items is None:
+            varbinds = b"".join(req.varbinds)
+        else:
+            varbinds = b"".join([table.item_bytes(it) for it in outcome.items])
+        reply = ber.encode_response(ber.VERSION_2C, req.community, req.request_id_tlv,
+                                    outcome.error_status, outcome.error_index, varbinds)
+        if len(reply) > self._max_size:  # only an echo of a huge request gets here
+            reply = ber.encode_response(ber.VERSION_2C, req.community, req.request_id_tlv,
+                                        ber.TOO_BIG, 0, b"")
+            if len(reply) > self._max_size:
+                c.silent_drops += 1
+                return None
+        return reply
+
+    # ------------------------------------------------------------------ run ---------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.started_at = self._clock()  # sysUpTime counts from here, not from first use
+        self.apply(self.settings)
+        transport: asyncio.BaseTransport | None = None
+        try:
+            if self._users:
+                from plugins.snmp_agent.v3_engine import V3Engine  # imports pysnmp
+
+                self.engine_id, self.engine_boots = engine_identity(
+                    self.settings, state_dir=self._state_dir,
+                    seed=f"{socket.gethostname()}/{self._gateway_name}/{self._listen[1]}",
+                    wall_time=self._wall_clock())
+                self._v3 = V3Engine(self, self.settings, engine_id=self.engine_id,
+                                    boots=self.engine_boots, loop=loop)
+                protocol: asyncio.DatagramProtocol = self._v3.protocol
+            else:
+                protocol = _Protocol(self)
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: protocol, local_addr=self._listen, family=socket.AF_INET)
+            self.address = transport.get_extra_info("sockname")[:2]
+            log.info("snmp_agent: listening on udp %s:%d (v2c %s, %d v3 user%s)",
+                     *self.address, "on" if self._v2c_enabled else "off", len(self._users),
+                     "" if len(self._users) == 1 else "s")
+            self.ready.set()
+            await asyncio.Event().wait()
+        finally:
+            self.ready.clear()
+            if self._v3 is not None:
+                with contextlib.suppress(Exception):
+                    self._v3.close()
+                self._v3 = None
+            if transport is not None:
+                transport.close()

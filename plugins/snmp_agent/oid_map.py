@@ -1,0 +1,616 @@
+"""The OID table: a bank snapshot as the sorted list of SNMP variables the agent serves.
+
+Pure: ``make_oid_table(snapshot, now, ...)`` returns the same table for the same input,
+touches no socket and no clock (``now`` is passed in). Every scaling decision of the SNMP
+side is made here; the agent only encodes what this module returns.
+
+What is served (``mibs/BMS-GATEWAY-MIB.txt`` is the contract, a test keeps the two equal):
+
+* the SNMPv2-MIB ``system`` group and the ``snmp`` counters (:func:`make_system_variables`);
+* the BMS-GATEWAY-MIB subtree (:func:`make_bank_variables`): gateway and bank scalars,
+  the bus, module, cell and temperature tables and the active alarm table.
+
+Trust rules (documented in the MIB and docs/snmp.md): measurements of a module are
+served only while its status is OK (or STALE when the agent is configured to serve stale
+data); stale and offline modules keep their row with status, link state, data age,
+identity and counters; a never-seen module has status, link state, position and
+counters only. A value that is unknown (``None``) or outside the range the MIB declares
+is absent (the agent answers noSuchInstance), never 0 and never clamped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from gateway.model import (
+    BankSnapshot,
+    BusStatus,
+    Condition,
+    Fault,
+    LinkCounters,
+    LinkState,
+    ModuleReading,
+    ModuleStatus,
+    Severity,
+    State,
+)
+
+PEN = 32473
+"""The IANA Private Enterprise Number. 32473 is RFC 5612's number for documentation and
+examples, a placeholder until the project has its own (RFC 9371). Change it here and in
+``bmsGatewayRoot`` of the MIB; nothing else names it."""
+
+ENTERPRISE_OID = (1, 3, 6, 1, 4, 1, PEN)  #: bmsGatewayRoot
+SYS_OBJECT_ID = ENTERPRISE_OID + (1, 1)  #: bmsGatewayAgent, the value of sysObjectID
+BMS_MIB_OID = ENTERPRISE_OID + (2, 1)  #: bmsGatewayMIB
+BMS_COMPLIANCE_OID = BMS_MIB_OID + (2, 1, 1)  #: bmsCompliance, listed in sysORTable
+SYSTEM_OID = (1, 3, 6, 1, 2, 1, 1)
+SNMP_OID = (1, 3, 6, 1, 2, 1, 11)
+
+_GW = BMS_MIB_OID + (1, 1)
+_BANK = BMS_MIB_OID + (1, 2)
+_BUS = BMS_MIB_OID + (1, 3, 1)
+_MODULE = BMS_MIB_OID + (1, 4, 1)
+_CELL = BMS_MIB_OID + (1, 5, 1)
+_TEMP = BMS_MIB_OID + (1, 6, 1)
+_ALARMS = BMS_MIB_OID + (1, 7)
+_ALARM = _ALARMS + (2, 1)
+
+_U32 = 2**32
+
+
+class Syntax(enum.IntEnum):
+    """The SMIv2 base types the agent serves, numbered by their BER tag."""
+
+    INTEGER = 0x02  #: INTEGER, Integer32 and enumerations
+    OCTET_STRING = 0x04  #: OCTET STRING, DisplayString, SnmpAdminString, BITS, DateAndTime
+    OBJECT_IDENTIFIER = 0x06
+    COUNTER32 = 0x41
+    GAUGE32 = 0x42  #: Gauge32 and Unsigned32 (same tag)
+    TIMETICKS = 0x43  #: TimeTicks and TimeStamp
+
+
+class Variable(NamedTuple):
+    """One served instance: full OID, base type, value (int, bytes or OID tuple)."""
+
+    oid: tuple[int, ...]
+    syntax: Syntax
+    value: int | bytes | tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectType:
+    """A MIB object the agent implements: a scalar (instance ``.0``) or a table column.
+
+    ``low``/``high`` bound an integer's value (as the MIB's range says) or a string's
+    length in octets.
+    """
+
+    name: str
+    oid: tuple[int, ...]
+    syntax: Syntax
+    column: bool
+    low: int | None = None
+    high: int | None = None
+
+
+OBJECT_TYPES: dict[str, ObjectType] = {}
+"""Every object the agent serves, by MIB name (SNMPv2-MIB and BMS-GATEWAY-MIB)."""
+
+
+def _define(name: str, oid: tuple[int, ...], syntax: Syntax, *, column: bool,
+            low: int | None = None, high: int | None = None) -> ObjectType:
+    if syntax is Syntax.COUNTER32 or syntax is Syntax.GAUGE32 or syntax is Syntax.TIMETICKS:
+        low, high = 0, _U32 - 1
+    obj = ObjectType(name, oid, syntax, column, low, high)
+    assert name not in OBJECT_TYPES
+    OBJECT_TYPES[name] = obj
+    return obj
+
+
+# Value ranges of the MIB's textual conventions.
+MILLIVOLTS = (0, 1_000_000)
+MILLIAMPS = (-100_000_000, 100_000_000)
+DECI_CELSIUS = (-2730, 10_000)
+PER_MILLE = (0, 1000)
+MILLIAMP_HOURS = (0, 2**31 - 1)
+INTEGER32 = (-(2**31), 2**31 - 1)
+POSITION = (1, 255)
+NUMBER_OR_ZERO = (0, 255)
+
+
+def _scalar(name: str, parent: tuple[int, ...], n: int, syntax: Syntax,
+            rng: tuple[int, int] | None = None) -> ObjectType:
+    low, high = rng if rng else (None, None)
+    return _define(name, parent + (n,), syntax, column=False, low=low, high=high)
+
+
+def _col(name: str, entry: tuple[int, ...], n: int, syntax: Syntax,
+         rng: tuple[int, int] | None = None) -> ObjectType:
+    low, high = rng if rng else (None, None)
+    return _define(name, entry + (n,), syntax, column=True, low=low, high=high)
+
+
+I, S, C, G, T, O = (Syntax.INTEGER, Syntax.OCTET_STRING, Syntax.COUNTER32, Syntax.GAUGE32,
+                    Syntax.TIMETICKS, Syntax.OBJECT_IDENTIFIER)
+
+# SNMPv2-MIB (RFC 3418): system group and snmp group.
+SYS_DESCR = _scalar("sysDescr", SYSTEM_OID, 1, S, (0, 255))
+SYS_OBJECT_ID_OBJ = _scalar("sysObjectID", SYSTEM_OID, 2, O)
+SYS_UPTIME = _scalar("sysUpTime", SYSTEM_OID, 3, T)
+SYS_CONTACT = _scalar("sysContact", SYSTEM_OID, 4, S, (0, 255))
+SYS_NAME = _scalar("sysName", SYSTEM_OID, 5, S, (0, 255))
+SYS_LOCATION = _scalar("sysLocation", SYSTEM_OID, 6, S, (0, 255))
+SYS_SERVICES = _scalar("sysServices", SYSTEM_OID, 7, I, (0, 127))
+SYS_OR_LAST_CHANGE = _scalar("sysORLastChange", SYSTEM_OID, 8, T)
+SYS_OR_ID = _col("sysORID", SYSTEM_OID + (9, 1), 2, O)
+SYS_OR_DESCR = _col("sysORDescr", SYSTEM_OID + (9, 1), 3, S, (0, 255))
+SYS_OR_UPTIME = _col("sysORUpTime", SYSTEM_OID + (9, 1), 4, T)
+
+SNMP_COUNTERS: dict[str, ObjectType] = {
+    "in_pkts": _scalar("snmpInPkts", SNMP_OID, 1, C),
+    "in_bad_versions": _scalar("snmpInBadVersions", SNMP_OID, 3, C),
+    "in_bad_community_names": _scalar("snmpInBadCommunityNames", SNMP_OID, 4, C),
+    "in_bad_community_uses": _scalar("snmpInBadCommunityUses", SNMP_OID, 5, C),
+    "in_asn_parse_errs": _scalar("snmpInASNParseErrs", SNMP_OID, 6, C),
+    "silent_drops": _scalar("snmpSilentDrops", SNMP_OID, 31, C),
+    "proxy_drops": _scalar("snmpProxyDrops", SNMP_OID, 32, C),
+}
+"""The snmp group's counters, keyed by the agent's counter names."""
+SNMP_ENABLE_AUTHEN_TRAPS = _scalar("snmpEnableAuthenTraps", SNMP_OID, 30, I, (1, 2))
+
+# BMS-GATEWAY-MIB gateway scalars.
+GW_SOFTWARE_VERSION = _scalar("bmsGwSoftwareVersion", _GW, 1, S, (0, 32))
+GW_UPTIME = _scalar("bmsGwUptime", _GW, 2, T)
+GW_POLL_CYCLE_TIME = _scalar("bmsGwPollCycleTime", _GW, 3, G)
+GW_LAST_CYCLE_AGE = _scalar("bmsGwLastCycleAge", _GW, 4, G)
+_COUNTER_FIELDS = ("frames_ok", "timeouts", "checksum_errors", "format_errors", "rtn_errors",
+                   "wrong_address", "no_data", "garbage_bytes")
+_COUNTER_NAMES = ("FramesOk", "Timeouts", "ChecksumErrors", "FormatErrors", "RtnErrors",
+                  "WrongAddress", "NoData", "GarbageBytes")
+GW_COUNTERS = tuple(_scalar(f"bmsGw{n}", _GW, 5 + i, C) for i, n in enumerate(_COUNTER_NAMES))
+GW_RECONNECTS = _scalar("bmsGwReconnects", _GW, 13, C)
+
+# Bank scalars.
+BANK_CURRENT = _scalar("bmsBankCurrent", _BANK, 1, I, MILLIAMPS)
+BANK_VOLTAGE_MIN = _scalar("bmsBankVoltageMin", _BANK, 2, I, MILLIVOLTS)
+BANK_VOLTAGE_MAX = _scalar("bmsBankVoltageMax", _BANK, 3, I, MILLIVOLTS)
+BANK_VOLTAGE_MEAN = _scalar("bmsBankVoltageMean", _BANK, 4, I, MILLIVOLTS)
+BANK_SOC = _scalar("bmsBankSoc", _BANK, 5, I, PER_MILLE)
+BANK_SOH_MIN = _scalar("bmsBankSohMin", _BANK, 6, I, PER_MILLE)
+BANK_REMAINING = _scalar("bmsBankRemainingCapacity", _BANK, 7, I, MILLIAMP_HOURS)
+BANK_FULL = _scalar("bmsBankFullCapacity", _BANK, 8, I, MILLIAMP_HOURS)
+BANK_CELL_MIN = _scalar("bmsBankCellMin", _BANK, 9, I, MILLIVOLTS)
+BANK_CELL_MIN_MODULE = _scalar("bmsBankCellMinModule", _BANK, 10, I, POSITION)
+BANK_CELL_MIN_CELL = _scalar("bmsBankCellMinCell", _BANK, 11, I, POSITION)
+BANK_CELL_MAX = _scalar("bmsBankCellMax", _BANK, 12, I, MILLIVOLTS)
+BANK_CELL_MAX_MODULE = _scalar("bmsBankCellMaxModule", _BANK, 13, I, POSITION)
+BANK_CELL_MAX_CELL = _scalar("bmsBankCellMaxCell", _BANK, 14, I, POSITION)
+BANK_TEMP_MIN = _scalar("bmsBankTempMin", _BANK, 15, I, DECI_CELSIUS)
+BANK_TEMP_MIN_MODULE = _scalar("bmsBankTempMinModule", _BANK, 16, I, POSITION)
+BANK_TEMP_MIN_SENSOR = _scalar("bmsBankTempMinSensor", _BANK, 17, I, POSITION)
+BANK_TEMP_MAX = _scalar("bmsBankTempMax", _BANK, 18, I, DECI_CELSIUS)
+BANK_TEMP_MAX_MODULE = _scalar("bmsBankTempMaxModule", _BANK, 19, I, POSITION)
+BANK_TEMP_MAX_SENSOR = _scalar("bmsBankTempMaxSensor", _BANK, 20, I, POSITION)
+BANK_MODULES_CONFIGURED = _scalar("bmsBankModulesConfigured", _BANK, 21, G)
+BANK_MODULES_ONLINE = _scalar("bmsBankModulesOnline", _BANK, 22, G)
+BANK_MODULES_ALARMED = _scalar("bmsBankModulesAlarmed", _BANK, 23, G)
+BANK_WORST_STATUS = _scalar("bmsBankWorstStatus", _BANK, 24, I, (1, 4))
+BANK_WORST_SEVERITY = _scalar("bmsBankWorstSeverity", _BANK, 25, I, (1, 6))
+BANK_ACTIVE_ALARMS = _scalar("bmsBankActiveAlarms", _BANK, 26, G)
+
+# Bus table, INDEX { bmsBusIndex }.
+BUS_NAME = _col("bmsBusName", _BUS, 2, S, (0, 32))
+BUS_CONNECTED = _col("bmsBusConnected", _BUS, 3, I, (1, 2))
+BUS_LAST_CYCLE_TIME = _col("bmsBusLastCycleTime", _BUS, 4, G)
+BUS_LAST_CYCLE_AGE = _col("bmsBusLastCycleAge", _BUS, 5, G)
+BUS_CYCLES = _col("bmsBusCycles", _BUS, 6, C)
+BUS_RECONNECTS = _col("bmsBusReconnects", _BUS, 7, C)
+BUS_COUNTERS = tuple(_col(f"bmsBus{n}", _BUS, 8 + i, C) for i, n in enumerate(_COUNTER_NAMES))
+
+# Module table, INDEX { bmsBusIndex, bmsModuleAddress }.
+MOD_POSITION = _col("bmsModulePosition", _MODULE, 2, I, POSITION)
+MOD_STATUS = _col("bmsModuleStatus", _MODULE, 3, I, (1, 4))
+MOD_LINK_STATE = _col("bmsModuleLinkState", _MODULE, 4, I, (1, 4))
+MOD_DATA_AGE = _col("bmsModuleDataAge", _MODULE, 5, G)
+MOD_SERIAL = _col("bmsModuleSerial", _MODULE, 6, S, (0, 32))
+MOD_PACK_SERIAL = _col("bmsModulePackSerial", _MODULE, 7, S, (0, 32))
+MOD_MODEL = _col("bmsModuleModel", _MODULE, 8, S, (0, 32))
+MOD_FIRMWARE = _col("bmsModuleFirmware", _MODULE, 9, S, (0, 32))
+MOD_MANUFACTURER = _col("bmsModuleManufacturer", _MODULE, 10, S, (0, 32))
+MOD_VOLTAGE = _col("bmsModuleVoltage", _MODULE, 11, I, MILLIVOLTS)
+MOD_CURRENT = _col("bmsModuleCurrent", _MODULE, 12, I, MILLIAMPS)
+MOD_SOC = _col("bmsModuleSoc", _MODULE, 13, I, PER_MILLE)
+MOD_SOH = _col("bmsModuleSoh", _MODULE, 14, I, PER_MILLE)
+MOD_REMAINING = _col("bmsModuleRemainingCapacity", _MODULE, 15, I, MILLIAMP_HOURS)
+MOD_FULL = _col("bmsModuleFullCapacity", _MODULE, 16, I, MILLIAMP_HOURS)
+MOD_DESIGN = _col("bmsModuleDesignCapacity", _MODULE, 17, I, MILLIAMP_HOURS)
+MOD_CYCLES = _col("bmsModuleCycles", _MODULE, 18, G)
+MOD_CELL_COUNT = _col("bmsModuleCellCount", _MODULE, 19, G)
+MOD_CELL_MIN = _col("bmsModuleCellMin", _MODULE, 20, I, MILLIVOLTS)
+MOD_CELL_MAX = _col("bmsModuleCellMax", _MODULE, 21, I, MILLIVOLTS)
+MOD_TEMP_COUNT = _col("bmsModuleTempCount", _MODULE, 22, G)
+MOD_TEMP_MIN = _col("bmsModuleTempMin", _MODULE, 23, I, DECI_CELSIUS)
+MOD_TEMP_MAX = _col("bmsModuleTempMax", _MODULE, 24, I, DECI_CELSIUS)
+MOD_WARNINGS = _col("bmsModuleWarnings", _MODULE, 25, S)
+MOD_PROTECTIONS = _col("bmsModuleProtections", _MODULE, 26, S)
+MOD_FAULTS = _col("bmsModuleFaults", _MODULE, 27, S)
+MOD_STATES = _col("bmsModuleStates", _MODULE, 28, S)
+MOD_UNCLASSIFIED = _col("bmsModuleUnclassified", _MODULE, 29, S, (0, 64))
+MOD_COUNTERS = tuple(_col(f"bmsModule{n}", _MODULE, 30 + i, C)
+                     for i, n in enumerate(_COUNTER_NAMES))
+
+# Cell table, INDEX { bmsBusIndex, bmsModuleAddress, bmsCellIndex }.
+CELL_VOLTAGE = _col("bmsCellVoltage", _CELL, 2, I, MILLIVOLTS)
+CELL_BALANCING = _col("bmsCellBalancing", _CELL, 3, I, (1, 2))
+
+# Temperature table, INDEX { bmsBusIndex, bmsModuleAddress, bmsTempIndex }.
+TEMP_VALUE = _col("bmsTempValue", _TEMP, 2, I, DECI_CELSIUS)
+TEMP_ROLE = _col("bmsTempRole", _TEMP, 3, I, (1, 5))
+
+# Alarms.
+ALARM_LAST_SEQ = _scalar("bmsAlarmLastSeq", _ALARMS, 1, G)
+ALARM_KIND = _col("bmsAlarmKind", _ALARM, 2, S, (1, 32))
+ALARM_SEVERITY = _col("bmsAlarmSeverity", _ALARM, 3, I, (1, 6))
+ALARM_MODULE = _col("bmsAlarmModule", _ALARM, 4, I, NUMBER_OR_ZERO)
+ALARM_SUB_INDEX = _col("bmsAlarmSubIndex", _ALARM, 5, I, NUMBER_OR_ZERO)
+ALARM_VALUE = _col("bmsAlarmValue", _ALARM, 6, I, INTEGER32)
+ALARM_THRESHOLD = _col("bmsAlarmThreshold", _ALARM, 7, I, INTEGER32)
+ALARM_RAISED_AT = _col("bmsAlarmRaisedAt", _ALARM, 8, S, (8, 11))
+ALARM_RAISED_TIME = _col("bmsAlarmRaisedTime", _ALARM, 9, T)
+ALARM_TEXT = _col("bmsAlarmText", _ALARM, 10, S, (0, 64))
+
+del I, S, C, G, T, O
+
+OBJECT_OIDS: frozenset[tuple[int, ...]] = frozenset(o.oid for o in OBJECT_TYPES.values())
+"""OIDs of the implemented objects: a GET below one of them that finds no instance is
+answered noSuchInstance, anything else noSuchObject (RFC 3416 4.2.1)."""
+
+UPTIME_OIDS = (SYS_UPTIME.oid + (0,), GW_UPTIME.oid + (0,))
+"""Instances whose value moves with every request; the agent encodes them per request."""
+
+SNMP_COUNTER_OIDS = {SNMP_COUNTERS[k].oid + (0,): k for k in SNMP_COUNTERS}
+"""snmp group counter instances, keyed to the agent's counter names (live per request)."""
+
+_LINK_STATE = {LinkState.NEVER_SEEN: 1, LinkState.ONLINE: 2, LinkState.SUSPECT: 3,
+               LinkState.OFFLINE: 4}
+#: ITU severities from most to least severe (cleared last: no alarm).
+_SEVERITY_ORDER = (Severity.CRITICAL, Severity.MAJOR, Severity.MINOR, Severity.WARNING,
+                   Severity.INDETERMINATE, Severity.CLEARED)
+_TRUE, _FALSE = 1, 2  # TruthValue
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemInfo:
+    """What the SNMPv2-MIB system group says about the gateway."""
+
+    descr: str
+    name: str
+    location: str = ""
+    contact: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BankOptions:
+    """Settings that change what :func:`make_bank_variables` serves."""
+
+    software_version: str
+    started_at: float  #: monotonic time the agent started (sysUpTime zero)
+    serve_stale: bool = False  #: serve a STALE module's last measurements
+
+
+# ------------------------------------------------------------------ conversions ------
+
+
+def encode_bits(flags: int, named_bits: int) -> bytes:
+    """BITS as an OCTET STRING (RFC 2578 7.1.4): bit 0 is the high bit of octet 0.
+
+    The string covers every named bit (``named_bits``) and any higher bit that is set,
+    so nothing the BMS reported is dropped.
+    """
+    if flags < 0:
+        raise ValueError("flags must not be negative")
+    nbits = max(named_bits, flags.bit_length())
+    out = bytearray((nbits + 7) // 8)
+    for i in range(flags.bit_length()):
+        if flags >> i & 1:
+            out[i // 8] |= 0x80 >> (i % 8)
+    return bytes(out)
+
+
+def encode_text(text: str, max_octets: int) -> bytes:
+    """UTF-8, cut at ``max_octets`` on a character boundary, ending in '...' when cut."""
+    raw = text.encode("utf-8")
+    if len(raw) <= max_octets:
+        return raw
+    # decoding with "ignore" drops the multi-byte character the cut split, if any
+    keep = raw[: max(0, max_octets - 3)].decode("utf-8", "ignore").encode("utf-8")
+    return keep + b"..."[: max_octets - len(keep)]
+
+
+def encode_date_and_time(epoch_s: float) -> bytes:
+    """SNMPv2-TC DateAndTime, UTC with the explicit '+0:0' offset (11 octets)."""
+    dt = datetime.datetime.fromtimestamp(epoch_s, tz=datetime.timezone.utc)
+    return bytes((dt.year >> 8, dt.year & 0xFF, dt.month, dt.day, dt.hour, dt.minute,
+                  dt.second, dt.microsecond // 100_000, ord("+"), 0, 0))
+
+
+def uptime_ticks(now: float, started_at: float) -> int:
+    """TimeTicks (hundredths of a second) since ``started_at``, wrapping at 2^32."""
+    # round first: (1000.9 - 990.0) * 100 is 1089.9999999999999 in floating point
+    return int(round(max(0.0, now - started_at) * 100, 6)) % _U32
+
+
+def timestamp_ticks(at: float, started_at: float) -> int:
+    """TimeStamp: sysUpTime at monotonic time ``at``; 0 if before the agent started."""
+    return uptime_ticks(at, started_at) if at > started_at else 0
+
+
+def assign_bus_numbers(previous: Mapping[str, int], snapshot: BankSnapshot) -> dict[str, int]:
+    """Sticky bus numbering: keep every number already given; number new bus names in
+    the order of ``snapshot.buses`` (the configuration's order), then any bus named only
+    by a module, in module position order. Numbers start at 1 and are never reused."""
+    out = dict(previous)
+    names = [b.name for b in snapshot.buses] + [m.bus for m in snapshot.modules]
+    for name in names:
+        if name not in out:
+            out[name] = max(out.values(), default=0) + 1
+    return out
+
+
+# ------------------------------------------------------------------ the table --------
+
+
+class _Rows:
+    """Collects variables; drops the unknown and the out-of-range."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[Variable] = []
+
+    def put(self, obj: ObjectType, index: tuple[int, ...], value: object) -> None:
+        if value is None:
+            return
+        oid = obj.oid + index
+        syntax = obj.syntax
+        if syntax is Syntax.OCTET_STRING:
+            if isinstance(value, str):
+                value = encode_text(value, obj.high if obj.high is not None else 255)
+            assert isinstance(value, bytes)
+            if obj.low is not None and len(value) < obj.low:
+                return
+            self.items.append(Variable(oid, syntax, value))
+        elif syntax is Syntax.OBJECT_IDENTIFIER:
+            self.items.append(Variable(oid, syntax, value))  # type: ignore[arg-type]
+        else:
+            assert isinstance(value, int)
+            if syntax is Syntax.COUNTER32:
+                value %= _U32
+            elif syntax is Syntax.GAUGE32:
+                value = min(max(value, 0), _U32 - 1)  # a gauge latches at its maximum
+            elif not (obj.low <= value <= obj.high):  # type: ignore[operator]
+                return
+            self.items.append(Variable(oid, syntax, int(value)))
+
+    def counters(self, objs: Sequence[ObjectType], index: tuple[int, ...],
+                 counters: LinkCounters) -> None:
+        for obj, name in zip(objs, _COUNTER_FIELDS):
+            self.put(obj, index, getattr(counters, name))
+
+
+def make_system_variables(system: SystemInfo, *, now: float, started_at: float,
+                          counters: Mapping[str, int]) -> list[Variable]:
+    """The SNMPv2-MIB system group and snmp group, sorted by OID."""
+    rows = _Rows()
+    rows.put(SYS_DESCR, (0,), system.descr)
+    rows.put(SYS_OBJECT_ID_OBJ, (0,), SYS_OBJECT_ID)
+    rows.put(SYS_UPTIME, (0,), uptime_ticks(now, started_at))
+    rows.put(SYS_CONTACT, (0,), system.contact)
+    rows.put(SYS_NAME, (0,), system.name)
+    rows.put(SYS_LOCATION, (0,), system.location)
+    rows.put(SYS_SERVICES, (0,), 72)  # applications (layer 7) + end-to-end (layer 4)
+    rows.put(SYS_OR_LAST_CHANGE, (0,), 0)
+    rows.put(SYS_OR_ID, (1,), BMS_COMPLIANCE_OID)
+    rows.put(SYS_OR_DESCR, (1,), "BMS-GATEWAY-MIB: battery bank modules, cells, alarms")
+    rows.put(SYS_OR_UPTIME, (1,), 0)
+    for key, obj in SNMP_COUNTERS.items():
+        rows.put(obj, (0,), counters.get(key, 0))
+    rows.put(SNMP_ENABLE_AUTHEN_TRAPS, (0,), 2)  # disabled: the agent sends no auth traps
+    rows.items.sort(key=lambda v: v.oid)
+    return rows.items
+
+
+def _age_s(now: float, at: float | None) -> int | None:
+    return None if at is None else int(round(max(0.0, now - at), 6))
+
+
+def _gateway(rows: _Rows, snap: BankSnapshot, now: float, opts: BankOptions) -> None:
+    rows.put(GW_SOFTWARE_VERSION, (0,), opts.software_version)
+    rows.put(GW_UPTIME, (0,), uptime_ticks(now, opts.started_at))
+    cycles = [b.last_cycle_ms for b in snap.buses if b.last_cycle_ms is not None]
+    rows.put(GW_POLL_CYCLE_TIME, (0,), max(cycles) if cycles else None)
+    ends = [b.last_cycle_at for b in snap.buses]
+    if ends and all(e is not None for e in ends):
+        rows.put(GW_LAST_CYCLE_AGE, (0,), _age_s(now, min(ends)))  # type: ignore[type-var]
+    for obj, name in zip(GW_COUNTERS, _COUNTER_FIELDS):
+        rows.put(obj, (0,), sum(getattr(b.counters, name) for b in snap.buses))
+    rows.put(GW_RECONNECTS, (0,), sum(b.reconnects for b in snap.buses))
+
+
+def _bank(rows: _Rows, snap: BankSnapshot) -> None:
+    b = snap.bank
+    z = (0,)
+    rows.put(BANK_CURRENT, z, b.current_ma)
+    rows.put(BANK_VOLTAGE_MIN, z, b.voltage_min_mv)
+    rows.put(BANK_VOLTAGE_MAX, z, b.voltage_max_mv)
+    rows.put(BANK_VOLTAGE_MEAN, z, b.voltage_mean_mv)
+    rows.put(BANK_SOC, z, b.soc_permille)
+    rows.put(BANK_SOH_MIN, z, b.soh_min_permille)
+    rows.put(BANK_REMAINING, z, b.remaining_mah)
+    rows.put(BANK_FULL, z, b.full_mah)
+    for value, at, v_obj, m_obj, i_obj in (
+        (b.cell_min_mv, b.cell_min_at, BANK_CELL_MIN, BANK_CELL_MIN_MODULE, BANK_CELL_MIN_CELL),
+        (b.cell_max_mv, b.cell_max_at, BANK_CELL_MAX, BANK_CELL_MAX_MODULE, BANK_CELL_MAX_CELL),
+        (b.temp_min_dc, b.temp_min_at, BANK_TEMP_MIN, BANK_TEMP_MIN_MODULE,
+         BANK_TEMP_MIN_SENSOR),
+        (b.temp_max_dc, b.temp_max_at, BANK_TEMP_MAX, BANK_TEMP_MAX_MODULE,
+         BANK_TEMP_MAX_SENSOR),
+    ):
+        rows.put(v_obj, z, value)
+        if value is not None and at is not None:
+            rows.put(m_obj, z, at.position)
+            rows.put(i_obj, z, at.index)
+    rows.put(BANK_MODULES_CONFIGURED, z, b.modules_configured)
+    rows.put(BANK_MODULES_ONLINE, z, b.modules_online)
+    rows.put(BANK_MODULES_ALARMED, z, b.modules_alarmed)
+    if snap.modules:
+        rows.put(BANK_WORST_STATUS, z, int(max(m.status for m in snap.modules)))
+    rows.put(BANK_WORST_SEVERITY, z, int(worst_severity(a.severity for a in snap.alarms)))
+    rows.put(BANK_ACTIVE_ALARMS, z, len(snap.alarms))
+
+
+def worst_severity(severities: Iterable[Severity]) -> Severity:
+    """The most severe of ``severities`` (ITU order); CLEARED when there are none."""
+    rank = {s: i for i, s in enumerate(_SEVERITY_ORDER)}
+    return min(severities, key=rank.__getitem__, default=Severity.CLEARED)
+
+
+def _buses(rows: _Rows, snap: BankSnapshot, now: float, numbers: Mapping[str, int]) -> None:
+    status: dict[str, BusStatus] = {}
+    for b in snap.buses:
+        status.setdefault(b.name, b)
+    names = set(status) | {m.bus for m in snap.modules}
+    for name in names:
+        n = numbers.get(name)
+        if n is None or not 1 <= n <= 255:
+            continue
+        idx = (n,)
+        rows.put(BUS_NAME, idx, name)
+        b = status.get(name)
+        if b is None:
+            continue
+        rows.put(BUS_CONNECTED, idx, _TRUE if b.connected else _FALSE)
+        rows.put(BUS_LAST_CYCLE_TIME, idx, b.last_cycle_ms)
+        rows.put(BUS_LAST_CYCLE_AGE, idx, _age_s(now, b.last_cycle_at))
+        rows.put(BUS_CYCLES, idx, b.cycles)
+        rows.put(BUS_RECONNECTS, idx, b.reconnects)
+        rows.counters(BUS_COUNTERS, idx, b.counters)
+
+
+def _module(rows: _Rows, m: ModuleReading, idx: tuple[int, int], now: float,
+            opts: BankOptions) -> None:
+    rows.put(MOD_POSITION, idx, m.position)
+    rows.put(MOD_STATUS, idx, int(m.status))
+    rows.put(MOD_LINK_STATE, idx, _LINK_STATE[m.link])
+    rows.counters(MOD_COUNTERS, idx, m.counters)
+    if m.status is ModuleStatus.NEVER_SEEN:
+        return
+    rows.put(MOD_DATA_AGE, idx, _age_s(now, m.updated_at))
+    ident = m.identity
+    if ident is not None:
+        rows.put(MOD_SERIAL, idx, ident.serial)
+        rows.put(MOD_PACK_SERIAL, idx, ident.pack_serial)
+        rows.put(MOD_MODEL, idx, ident.model)
+        rows.put(MOD_FIRMWARE, idx, ident.firmware)
+        rows.put(MOD_MANUFACTURER, idx, ident.manufacturer)
+    live = m.status is ModuleStatus.OK or (m.status is ModuleStatus.STALE and opts.serve_stale)
+    if not live:
+        return
+    t = m.telemetry
+    if t is not None:
+        rows.put(MOD_VOLTAGE, idx, t.voltage_mv)
+        rows.put(MOD_CURRENT, idx, t.current_ma)
+        rows.put(MOD_SOC, idx, t.soc_permille)
+        rows.put(MOD_SOH, idx, t.soh_permille)
+        rows.put(MOD_REMAINING, idx, t.remaining_mah)
+        rows.put(MOD_FULL, idx, t.full_mah)
+        rows.put(MOD_DESIGN, idx, t.design_mah)
+        rows.put(MOD_CYCLES, idx, t.cycles)
+        rows.put(MOD_CELL_COUNT, idx, len(t.cell_mv))
+        rows.put(MOD_CELL_MIN, idx, t.cell_min_mv)
+        rows.put(MOD_CELL_MAX, idx, t.cell_max_mv)
+        temps = [v for v in t.temp_dc if v is not None]
+        rows.put(MOD_TEMP_COUNT, idx, len(t.temp_dc))
+        rows.put(MOD_TEMP_MIN, idx, min(temps) if temps else None)
+        rows.put(MOD_TEMP_MAX, idx, max(temps) if temps else None)
+        for i, mv in enumerate(t.cell_mv[:255], start=1):
+            rows.put(CELL_VOLTAGE, idx + (i,), mv)
+        for i, dc in enumerate(t.temp_dc[:255], start=1):
+            rows.put(TEMP_VALUE, idx + (i,), dc)
+            if i <= len(t.temp_roles):
+                rows.put(TEMP_ROLE, idx + (i,), int(t.temp_roles[i - 1]))
+    bms = m.bms
+    if bms is not None:
+        rows.put(MOD_WARNINGS, idx, encode_bits(int(bms.warnings), len(Condition)))
+        rows.put(MOD_PROTECTIONS, idx, encode_bits(int(bms.protections), len(Condition)))
+        rows.put(MOD_FAULTS, idx, encode_bits(int(bms.faults), len(Fault)))
+        rows.put(MOD_STATES, idx, encode_bits(int(bms.states), len(State)))
+        rows.put(MOD_UNCLASSIFIED, idx,
+                 " ".join(f"{f.field}:{f.bit}" for f in bms.unclassified))
+        if bms.balancing is not None and t is not None:
+            for i, on in enumerate(bms.balancing[: min(len(t.cell_mv), 255)], start=1):
+                rows.put(CELL_BALANCING, idx + (i,), _TRUE if on else _FALSE)
+
+
+def _alarms(rows: _Rows, snap: BankSnapshot, opts: BankOptions) -> None:
+    rows.put(ALARM_LAST_SEQ, (0,), snap.alarm_last_seq)
+    for a in snap.alarms:
+        if not 1 <= a.seq < _U32:
+            continue
+        idx = (a.seq,)
+        rows.put(ALARM_KIND, idx, a.kind)
+        rows.put(ALARM_SEVERITY, idx, int(a.severity))
+        rows.put(ALARM_MODULE, idx, a.position)
+        rows.put(ALARM_SUB_INDEX, idx, a.sub_index)
+        rows.put(ALARM_VALUE, idx, a.value)
+        rows.put(ALARM_THRESHOLD, idx, a.threshold)
+        rows.put(ALARM_RAISED_AT, idx, encode_date_and_time(a.raised_wall_time))
+        rows.put(ALARM_RAISED_TIME, idx, timestamp_ticks(a.raised_at, opts.started_at))
+        rows.put(ALARM_TEXT, idx, a.text)
+
+
+def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,
+                        bus_numbers: Mapping[str, int], options: BankOptions
+                        ) -> list[Variable]:
+    """The BMS-GATEWAY-MIB subtree for ``snapshot`` at monotonic time ``now``, sorted.
+
+    ``bus_numbers`` maps bus names to bmsBusIndex (see :func:`assign_bus_numbers`);
+    modules on a bus without a number, or whose address does not fit the index, are
+    left out. Before the first snapshot only the gateway's own scalars are served.
+    """
+    rows = _Rows()
+    if snapshot is None:
+        rows.put(GW_SOFTWARE_VERSION, (0,), options.software_version)
+        rows.put(GW_UPTIME, (0,), uptime_ticks(now, options.started_at))
+    else:
+        _gateway(rows, snapshot, now, options)
+        _bank(rows, snapshot)
+        _buses(rows, snapshot, now, bus_numbers)
+        seen: set[tuple[int, int]] = set()
+        for m in snapshot.modules:
+            n = bus_numbers.get(m.bus)
+            if n is None or not 1 <= n <= 255 or not 0 <= m.address <= 255:
+                continue
+            idx = (n, m.address)
+            if idx in seen:  # a duplicate address: the first position keeps the row
+                continue
+            seen.add(idx)
+            _module(rows, m, idx, now, options)
+        _alarms(rows, snapshot, options)
+    rows.items.sort(key=lambda v: v.oid)
+    return rows.items
+
+
+def make_oid_table(snapshot: BankSnapshot | None, *, now: float, system: SystemInfo,
+                   options: BankOptions, bus_numbers: Mapping[str, int],
+                   counters: Mapping[str, int]) -> list[Variable]:
+    """Everything the agent serves at ``now``, sorted by OID (system, snmp, BMS)."""
+    return (make_system_variables(system, now=now, started_at=options.started_at,
+                                  counters=counters)
+            + make_bank_variables(snapshot, now=now, bus_numbers=bus_numbers,
+                                  options=options))

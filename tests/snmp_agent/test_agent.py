@@ -1,0 +1,269 @@
+"""The agent without sockets: datagram handling, engine identity, settings, plugin hooks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pydantic
+import pytest
+
+from gateway.config import ConfigError, config_from_mapping
+from gateway.plugins import make_plugin_manager
+from plugins.snmp_agent import ber
+from plugins.snmp_agent import oid_map as om
+from plugins.snmp_agent.agent import FORWARD, STATE_FILE, SnmpAgent, engine_identity
+from plugins.snmp_agent.settings import SnmpAgentSettings, default_config
+
+SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
+
+
+def request(pdu_type=ber.GET_REQUEST, names=(SYS_NAME,), *, community=b"public",
+            version=1, f2=0, f3=0) -> bytes:
+    varbinds = b"".join(ber.tlv(ber.SEQUENCE, ber.tlv(ber.OBJECT_IDENTIFIER,
+                                                      ber.encode_oid_content(o)) + b"\x05\x00")
+                        for o in names)
+    pdu = (ber.encode_integer(99) + ber.encode_integer(f2) + ber.encode_integer(f3)
+           + ber.tlv(ber.SEQUENCE, varbinds))
+    return ber.tlv(ber.SEQUENCE, ber.encode_integer(version)
+                   + ber.tlv(ber.OCTET_STRING, community) + ber.tlv(pdu_type, pdu))
+
+
+def make_agent(hub, clock, **settings) -> SnmpAgent:
+    return SnmpAgent(SnmpAgentSettings.model_validate(settings), hub, clock=clock,
+                     gateway_name="gw-test", software_version="9.9")
+
+
+def test_v2c_get(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock)
+    reply = agent.handle_datagram(request())
+    assert isinstance(reply, bytes) and b"gw-test" in reply
+    assert agent.counters.in_pkts == 1
+
+
+@pytest.mark.parametrize(("payload", "counter"), [
+    (request(community=b"wrong"), "in_bad_community_names"),
+    (request(version=0), "in_bad_versions"),
+    (request(version=3), "in_bad_versions"),  # SNMPv3 without v3 users
+    (request(ber.RESPONSE), "unexpected_pdus"),
+    (b"\x30\x03\x02\x01", "in_asn_parse_errs"),
+])
+def test_dropped_datagrams_are_counted(bank_hub, bank_clock, payload, counter):
+    agent = make_agent(bank_hub, bank_clock)
+    assert agent.handle_datagram(payload) is None
+    counted = {k: v for k, v in vars(agent.counters).items() if v and k != "in_pkts"}
+    assert counted == {counter: 1}
+
+
+def test_v2c_can_be_switched_off(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock, v2c={"enabled": False},
+                       v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
+    assert agent.handle_datagram(request()) is None
+    assert agent.counters.in_bad_versions == 1
+
+
+def test_v3_messages_are_forwarded_when_users_exist(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock,
+                       v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
+    agent._v3 = _NoCounters()  # the engine itself is exercised end to end
+    header = ber.tlv(ber.SEQUENCE, ber.encode_integer(1) + ber.encode_integer(1472)
+                     + ber.tlv(ber.OCTET_STRING, b"\x04") + ber.encode_integer(3))
+    msg = ber.tlv(ber.SEQUENCE, ber.encode_integer(3) + header + ber.tlv(ber.OCTET_STRING, b"")
+                  + ber.tlv(ber.SEQUENCE, b""))
+    assert agent.handle_datagram(msg) is FORWARD
+    assert agent.handle_datagram(msg[:-1]) is None
+    assert agent.counters.in_asn_parse_errs == 1
+
+
+class _NoCounters:
+    def counters(self) -> dict[str, int]:
+        return {"in_asn_parse_errs": 5}
+
+
+def test_counters_include_the_v3_engines(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock)
+    agent._v3 = _NoCounters()
+    agent.counters.in_asn_parse_errs = 2
+    assert agent.counter_values()["in_asn_parse_errs"] == 7
+
+
+def test_table_is_rebuilt_on_new_snapshot_and_new_second_only(bank_hub, bank_clock, bank):
+    agent = make_agent(bank_hub, bank_clock)
+    first = agent.table()
+    bank_clock.now += 0.5
+    assert agent.table() is first
+    bank_clock.now += 0.6
+    second = agent.table()
+    assert second is not first
+    bank_hub.update("rs485_bms", modules=bank.make_modules(bank_clock.now),
+                    buses=bank.make_buses(bank_clock.now))
+    assert agent.table() is not second
+
+
+def test_live_counters_and_uptime(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock)
+    table = agent.table()
+    i = table.positions[om.SNMP_COUNTERS["in_pkts"].oid + (0,)]
+    agent.counters.in_pkts = 41
+    assert table.variable(i).value == 41
+    bank_clock.now += 2.5
+    j = table.positions[om.SYS_UPTIME.oid + (0,)]
+    assert table.variable(j).value == 250
+
+
+def test_reload_applies_live_settings(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock)
+    agent.apply(SnmpAgentSettings.model_validate(
+        {"v2c": {"community": "other"}, "system": {"name": "renamed"},
+         "bus_numbers": {"bank2": 1}}))
+    assert agent.handle_datagram(request()) is None
+    reply = agent.handle_datagram(request(community=b"other"))
+    assert b"renamed" in reply
+    table = agent.table()
+    assert table.variable(table.positions[om.BUS_NAME.oid + (1,)]).value == b"bank2"
+    assert table.variable(table.positions[om.BUS_NAME.oid + (2,)]).value == b"bank1"
+
+
+def test_a_bug_answers_gen_err(bank_hub, bank_clock, monkeypatch, caplog):
+    agent = make_agent(bank_hub, bank_clock)
+    import plugins.snmp_agent.agent as agent_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(agent_module, "respond", broken)
+    reply = agent.handle_datagram(request())
+    echoed = ber.tlv(ber.SEQUENCE, ber.tlv(ber.OBJECT_IDENTIFIER,
+                                            ber.encode_oid_content(SYS_NAME)) + b"\x05\x00")
+    assert reply == ber.encode_response(1, b"public", ber.encode_integer(99), ber.GEN_ERR, 1,
+                                        echoed)
+    assert agent.counters.internal_errors == 1
+    assert "boom" in caplog.text
+
+
+# ------------------------------------------------------------- engine identity -------
+
+
+def test_engine_identity_without_state_dir_is_derived_and_boots_grow(tmp_path):
+    s = SnmpAgentSettings()
+    eid, boots = engine_identity(s, state_dir=None, seed="host/gw/1161", wall_time=1.8e9)
+    assert eid == engine_identity(s, state_dir=None, seed="host/gw/1161", wall_time=0)[0]
+    assert eid[:5] == bytes.fromhex("80007ed905") and len(eid) == 17
+    assert engine_identity(s, state_dir=None, seed="other", wall_time=0)[0] != eid
+    later = engine_identity(s, state_dir=None, seed="host/gw/1161", wall_time=1.8e9 + 5)[1]
+    assert later == boots + 5
+
+
+def test_engine_identity_is_kept_in_the_state_dir(tmp_path):
+    s = SnmpAgentSettings()
+    eid, boots = engine_identity(s, state_dir=tmp_path, seed="a", wall_time=0)
+    assert boots == 1
+    again, boots2 = engine_identity(s, state_dir=tmp_path, seed="a-new-hostname", wall_time=0)
+    assert (again, boots2) == (eid, 2)  # the stored ID survives a host rename
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    assert state == {"engine_id": eid.hex(), "boots": 2}
+    configured = SnmpAgentSettings(engine_id="0x80007ed904676174657761792d31")
+    cid, cboots = engine_identity(configured, state_dir=tmp_path, seed="a", wall_time=0)
+    assert cid == bytes.fromhex("80007ed904676174657761792d31") and cboots == 1
+    (tmp_path / STATE_FILE).write_text("{not json")
+    assert engine_identity(s, state_dir=tmp_path, seed="a", wall_time=0)[1] == 1
+
+
+def test_missing_cryptography_is_a_clear_error(bank_hub, bank_clock, monkeypatch):
+    from plugins.snmp_agent import v3_engine
+
+    monkeypatch.setattr(v3_engine, "_HAVE_CRYPTOGRAPHY", False)
+    agent = make_agent(bank_hub, bank_clock,
+                       v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
+    with pytest.raises(v3_engine.CryptographyMissingError, match="cryptography"):
+        v3_engine.V3Engine(agent, agent.settings, engine_id=b"\x80\x00\x7e\xd9\x05abc",
+                           boots=1, loop=None)
+
+
+# ------------------------------------------------------------------ settings --------
+
+
+def test_default_config_is_v2c_public_on_loopback():
+    s = SnmpAgentSettings.model_validate(default_config())
+    assert (s.listen_address, s.port) == ("127.0.0.1", 1161)
+    assert s.v2c.enabled and s.v2c.community.get_secret_value() == "public"
+    assert s.v3_users == [] and s.max_message_size == 1472 and not s.serve_stale
+
+
+@pytest.mark.parametrize("bad", [
+    {"listen_address": "localhost"},
+    {"port": 70000},
+    {"max_message_size": 100},
+    {"v2c": {"community": ""}},
+    {"v2c": {"enabled": False}},
+    {"v2c": {"enabled": "no"}},
+    {"v3_users": [{"name": "u", "auth_key": "short", "priv_key": "p" * 8}]},
+    {"v3_users": [{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8,
+                   "auth_protocol": "md5"}]},
+    {"v3_users": [{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}] * 2},
+    {"engine_id": "xyz"},
+    {"engine_id": "0x8000"},
+    {"bus_numbers": {"a": 1, "b": 1}},
+    {"bus_numbers": {"a": 0}},
+    {"comunity": "x"},
+])
+def test_invalid_settings(bad):
+    with pytest.raises(pydantic.ValidationError):
+        SnmpAgentSettings.model_validate(bad)
+
+
+def test_secrets_come_from_the_environment_and_are_redacted(tmp_path):
+    from gateway.config import load_config
+
+    pm, _ = make_plugin_manager()
+    from gateway.cli import config_models
+
+    path = tmp_path / "gw.yaml"
+    path.write_text("snmp_agent:\n  v2c:\n    community: ${RO_COMMUNITY}\n"
+                    "  v3_users:\n    - name: nms\n      auth_key: ${AUTH}\n"
+                    "      priv_key: ${PRIV}\n")
+    config = load_config(path, config_models(pm),
+                         environ={"RO_COMMUNITY": "c0mm", "AUTH": "a" * 10, "PRIV": "p" * 10})
+    s = config.section("snmp_agent")
+    assert s.v2c.community.get_secret_value() == "c0mm"
+    assert s.v3_users[0].auth_key.get_secret_value() == "a" * 10
+    assert "c0mm" not in json.dumps(config.redacted()) and "a" * 10 not in repr(s)
+
+
+# ------------------------------------------------------------------ plugin ----------
+
+
+def test_hooks_register_config_default_and_a_north_component():
+    from gateway.app import Gateway
+    from gateway.cli import config_models
+
+    pm, infos = make_plugin_manager()
+    assert "snmp_agent" in infos
+    models = config_models(pm)
+    assert models["snmp_agent"] is SnmpAgentSettings
+    defaults = [d for d in pm.hook.gateway_default_config() if d and "snmp_agent" in d]
+    assert defaults == [{"snmp_agent": default_config()}]
+    config = config_from_mapping({"snmp_agent": {"port": 0}}, models)
+    gw = Gateway(config, pm)
+    (agent,) = gw.components["north"]
+    assert isinstance(agent, SnmpAgent) and agent.name == "snmp_agent"
+    new = config_from_mapping({"snmp_agent": {"v2c": {"community": "rotated"}}}, models)
+    gw.config = gw.context.config = new
+    pm.hook.gateway_reload(context=gw.context)
+    assert agent.settings.v2c.community.get_secret_value() == "rotated"
+    with pytest.raises(ConfigError):
+        config_from_mapping({"snmp_agent": {"v2c": {"community": 5}}}, models)
+
+
+def test_the_v2c_path_never_imports_pysnmp():
+    code = (
+        "import sys\n"
+        "from gateway.hub import Hub\n"
+        "from plugins.snmp_agent.agent import SnmpAgent\n"
+        "from plugins.snmp_agent.settings import SnmpAgentSettings\n"
+        "a = SnmpAgent(SnmpAgentSettings(), Hub())\n"
+        "a.table()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pysnmp')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
