@@ -52,7 +52,7 @@ class SimPack:
         self.address = address
         self.cells = cells
         self.design_mah = design_mah
-        self.full_mah = int(design_mah * rnd.uniform(0.93, 1.03))
+        self.full_mah = round(design_mah * rnd.uniform(0.93, 1.03) / 10) * 10  # 10 mAh steps
         self.soc0 = rnd.uniform(550, 850)  # per mille at t = 0
         self.phase = rnd.uniform(0, 2 * math.pi)
         self.amp_ma = rnd.uniform(12_000, 22_000)

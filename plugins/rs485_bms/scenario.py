@@ -17,7 +17,8 @@ checksum), ``wrong_address`` (the answer carries another ADR), ``duplicate_addre
 (two packs answer at once and garble each other), ``all_zero`` (analog payload of
 zeros), ``flags`` (raw status fields of the 0x44 answer set, e.g.
 ``{protect1: 1, fault_state: 32}``), ``cell_ramp`` (one cell's voltage moves linearly)
-and ``transport_drop`` (the simulator closes the TCP connection / the pty goes away).
+``transport_drop`` (the simulator closes the TCP connection / the pty goes away) and
+``foreign_master`` (another master polls the bus: unsolicited requests every 200 ms).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class FaultKind(enum.StrEnum):
     FLAGS = "flags"
     CELL_RAMP = "cell_ramp"
     TRANSPORT_DROP = "transport_drop"
+    FOREIGN_MASTER = "foreign_master"
 
 
 class Step(Section):

@@ -93,7 +93,7 @@ class BusSettings(Section):
     offline_after: int = pydantic.Field(
         3, ge=1, le=100, description="failed polls in a row before a module is offline")
     offline_retry_max_s: float = pydantic.Field(
-        60, ge=1, description="offline modules are retried with doubling back-off up to this")
+        60, ge=0.1, description="offline modules are retried with doubling back-off up to this")
     reconnect_max_s: float = pydantic.Field(30, ge=0.1)
 
     @pydantic.field_validator("addresses", mode="before")

@@ -1,0 +1,79 @@
+"""The plugin's subcommands: ``decode``, ``scan`` and ``simulate``.
+
+Each command's module is imported only when that command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+FAMILIES = ("pace_v25", "pylontech", "seplos_v2", "eg4_lifepower4", "daren_basen")
+SIM_FAMILIES = ("pace_v25", "pylontech", "seplos_v2")
+
+
+def _decode_arguments(parser: argparse.ArgumentParser) -> None:
+    # imported here only when `decode` itself runs: building the parser stays cheap
+    import importlib
+
+    importlib.import_module("plugins.rs485_bms.decode_command").add_arguments(parser)
+
+
+def _decode_run(args: argparse.Namespace) -> int:
+    from plugins.rs485_bms import decode_command
+
+    return decode_command.run(args)
+
+
+def _scan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", required=True, metavar="URL",
+                        help="serial port or pyserial URL (socket://host:port, rfc2217://...)")
+    parser.add_argument("--family", choices=FAMILIES, default="pace_v25")
+    parser.add_argument("--addresses", default="1-16", metavar="LIST",
+                        help="addresses to try, e.g. 1-16 or 2,3,5 (default 1-16)")
+    parser.add_argument("--baud", type=int, default=9600)
+    parser.add_argument("--timeout-ms", type=int, default=600,
+                        help="answer timeout per address (default 600)")
+    parser.add_argument("--listen-s", type=float, default=2.0,
+                        help="listen for another master before sending (default 2 s)")
+    parser.add_argument("--expect", metavar="LIST",
+                        help="addresses the config expects, to report missing ones")
+
+
+def _scan_run(args: argparse.Namespace) -> int:
+    from plugins.rs485_bms import scan
+
+    return scan.run(args)
+
+
+def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--listen", metavar="tcp://HOST:PORT",
+                       help="serve the bank on a TCP socket (like an RS485-to-Ethernet converter)")
+    where.add_argument("--pty", action="store_true",
+                       help="serve on a new pseudo-terminal and print its path")
+    parser.add_argument("--packs", type=int, default=12, choices=range(1, 17), metavar="N",
+                        help="number of packs, 1..16 (default 12)")
+    parser.add_argument("--first-address", type=int, default=1, choices=range(1, 16),
+                        metavar="ADR", help="DIP address of the first pack (default 1)")
+    parser.add_argument("--family", choices=SIM_FAMILIES, default="pace_v25")
+    parser.add_argument("--baud", type=int, default=9600,
+                        help="answers are released at this wire speed (default 9600)")
+    parser.add_argument("--turnaround-ms", type=int, default=25,
+                        help="BMS think time before answering (default 25)")
+    parser.add_argument("--scenario", metavar="FILE", help="fault-injection scenario (YAML)")
+    parser.add_argument("--seed", type=int, default=1)
+
+
+def _simulate_run(args: argparse.Namespace) -> int:
+    from plugins.rs485_bms import simulator
+
+    return simulator.run_command(args)
+
+
+def register_all(register) -> None:
+    register("decode", help="decode RS485 frames (arguments, or one per line on stdin)",
+             add_arguments=_decode_arguments, run=_decode_run)
+    register("scan", help="find the modules on an RS485 bus and diagnose the wiring",
+             add_arguments=_scan_arguments, run=_scan_run)
+    register("simulate", help="run a simulated battery bank on TCP or a pseudo-terminal",
+             add_arguments=_simulate_arguments, run=_simulate_run)

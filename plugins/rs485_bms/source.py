@@ -1,0 +1,336 @@
+"""The RS485 poller: one owner task per port, strictly one transaction at a time.
+
+Per cycle and per due module: 0x42 (analog) then 0x44 (alarm/status), identity at
+discovery and every ``identity_interval_s``; or, in ``master`` mode, the two FF requests
+to the group master. Every outcome updates the module's :class:`~.link.ModuleLink`
+and its counters; after each module (not only at the end of a cycle) the bus's part of
+the bank is published to the hub, so north plugins see fresh data as soon as it exists.
+
+Device trouble never escapes: a timeout, a garbled frame or a dropped port is counted,
+logged when a state changes, and retried; the port is reopened with back-off while the
+modules' last values are served as stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gateway.hub import Hub
+from gateway.model import BusStatus, LinkCounters, LinkState
+
+from plugins.rs485_bms.dialect import Dialect, make_dialect
+from plugins.rs485_bms.link import ModuleLink
+from plugins.rs485_bms.protocol import (
+    AddressError,
+    Answer,
+    ChecksumError,
+    CidError,
+    Frame,
+    LengthChecksumError,
+    ProtocolError,
+    ResponseTimeout,
+    RtnError,
+    Session,
+)
+from plugins.rs485_bms.settings import BusSettings, PollMode
+from plugins.rs485_bms.transport import SerialTransport, TransportError, redact_url
+
+log = logging.getLogger(__name__)
+
+BITS_PER_BYTE = 10  # 8N1
+
+
+def wire_time_s(nbytes: int, baud: int) -> float:
+    return nbytes * BITS_PER_BYTE / baud
+
+
+@dataclass
+class BusState:
+    connected: bool = False
+    cycles: int = 0
+    reconnects: int = 0
+    last_cycle_ms: int | None = None
+    last_cycle_at: float | None = None
+    counters: LinkCounters = field(default_factory=LinkCounters)
+    bytes_exchanged_last_cycle: int = 0
+
+
+class BusPoller:
+    """Polls one bus and publishes its modules to the hub."""
+
+    def __init__(self, settings: BusSettings, links: list[ModuleLink], *, hub: Hub,
+                 stale_after_s: float, port_url: Callable[[], str] | str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.links = links
+        self.hub = hub
+        self.stale_after_s = stale_after_s
+        self.clock = clock
+        self.dialect: Dialect = make_dialect(settings.family)
+        self._port_url = port_url if port_url is not None else settings.port
+        self.state = BusState()
+        self.name = f"rs485:{settings.name}"
+        self.session = Session()
+        self._garbage_seen = 0
+        self._last_error_kind = ""
+        self._addresses = frozenset(link.address for link in links)
+        #: called with (ADR the bad answer carried or None, error kind) for every bad
+        #: answer; ``scan`` uses it to tell a wrong DIP address from a collision
+        self.on_error: Callable[[int | None, str], None] | None = None
+        self._bytes = 0
+
+    # ------------------------------------------------------------------ publishing --
+    @property
+    def url(self) -> str:
+        url = self._port_url() if callable(self._port_url) else self._port_url
+        assert url is not None
+        return url
+
+    def bus_status(self) -> BusStatus:
+        return BusStatus(
+            name=self.settings.name, port=redact_url(self.url), connected=self.state.connected,
+            last_cycle_ms=self.state.last_cycle_ms, last_cycle_at=self.state.last_cycle_at,
+            cycles=self.state.cycles, reconnects=self.state.reconnects,
+            counters=self.state.counters)
+
+    def publish(self) -> None:
+        now = self.clock()
+        self.hub.update(
+            self.name,
+            modules=[link.reading(now, stale_after_s=self.stale_after_s,
+                                  transport_up=self.state.connected) for link in self.links],
+            buses=[self.bus_status()])
+
+    def _count(self, link: ModuleLink | None, **inc: int) -> None:
+        if link is not None:
+            link.count(**inc)
+        c = self.state.counters
+        self.state.counters = replace(c, **{k: getattr(c, k) + v for k, v in inc.items()})
+
+    # ------------------------------------------------------------------ main loop ---
+    async def run(self) -> None:
+        transport: SerialTransport | None = None
+        backoff = 0.5
+        self.publish()
+        try:
+            while True:
+                transport = SerialTransport(self.url, baud=self.settings.baud)
+                try:
+                    await transport.open()
+                    # a new byte stream: nothing outstanding, no partial frame carried over
+                    self.session = Session()
+                    self._garbage_seen = 0
+                    if self.state.cycles or self.state.reconnects:
+                        self.state.reconnects += 1
+                    log.info("bus %s: port %s open", self.settings.name, redact_url(self.url))
+                    self.state.connected = True
+                    backoff = 0.5
+                    while True:
+                        started = self.clock()
+                        await self.cycle(transport)
+                        period = self.settings.poll_interval_s
+                        await asyncio.sleep(max(0.0, started + period - self.clock()))
+                except TransportError as exc:
+                    if self.state.connected:
+                        log.warning("bus %s: transport lost: %s; modules served as stale until "
+                                    "it is back", self.settings.name, exc)
+                    else:
+                        log.debug("bus %s: cannot open: %s", self.settings.name, exc)
+                    self.state.connected = False
+                    self.publish()
+                    await transport.close()
+                    transport = None
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.settings.reconnect_max_s)
+        finally:
+            if transport is not None:
+                await transport.close()
+
+    async def cycle(self, transport: SerialTransport) -> None:
+        started = self.clock()
+        self._bytes = 0
+        if self.settings.mode is PollMode.MASTER:
+            await self._poll_master(transport)
+        else:
+            for link in self.links:
+                if link.due(self.clock()):
+                    await self._poll_module(transport, link)
+                    self.publish()
+        now = self.clock()
+        self.state.cycles += 1
+        self.state.last_cycle_ms = round((now - started) * 1000)
+        self.state.last_cycle_at = now
+        self.state.bytes_exchanged_last_cycle = self._bytes
+        self.publish()
+        log.info("bus %s: %s", self.settings.name, self.summary())
+
+    def summary(self) -> str:
+        snap = self.hub.latest
+        b = snap.bank if snap else None
+        states = {}
+        for link in self.links:
+            states[link.state.value] = states.get(link.state.value, 0) + 1
+        if b is None or b.voltage_mean_mv is None:
+            figures = "no live data"
+        else:
+            figures = (f"{b.voltage_mean_mv / 1000:.2f} V, "
+                       f"{(b.current_ma or 0) / 1000:+.2f} A, "
+                       f"SOC {'-' if b.soc_permille is None else f'{b.soc_permille / 10:.1f} %'}, "
+                       f"cells {b.cell_min_mv}-{b.cell_max_mv} mV")
+        return (f"cycle {self.state.cycles} in {self.state.last_cycle_ms} ms; "
+                f"{b.modules_online if b else 0}/{len(self.links)} live "
+                f"({', '.join(f'{v} {k}' for k, v in sorted(states.items()))}); {figures}")
+
+    # ------------------------------------------------------------- transactions -----
+    async def transact(self, transport: SerialTransport, link: ModuleLink | None,
+                       request: Frame) -> Any | None:
+        """Send ``request`` (with retries); return its decoded answer, or None.
+
+        Every outcome is counted on the module (``link``) and the bus. A garbled answer
+        ends the attempt at once (the answer was lost; waiting for the timeout would
+        only waste bus time); an answer from another address is counted and the request
+        stays outstanding; an RTN error ends the transaction (the device did answer).
+        """
+        s = self.settings
+        for _attempt in range(1 + s.retries):
+            stray = await transport.discard_input()
+            if stray:
+                self._count(link, garbage_bytes=stray)
+            timeout = wire_time_s(len(request.wire), s.baud) + s.effective_timeout_ms / 1000
+            wire = self.session.send(request, now=self.clock(), timeout_s=timeout)
+            await transport.write(wire)
+            self._bytes += len(wire)
+            answer: Frame | None = None
+            final = False
+            while self.session.outstanding is not None:
+                wait = (self.session.deadline or 0.0) - self.clock()
+                data = await transport.read(wait) if wait > 0 else b""
+                if data:
+                    self._bytes += len(data)
+                    # bytes are flowing: a long answer may take longer than the timeout
+                    self.session.deadline = max(self.session.deadline or 0.0,
+                                                self.clock() + s.byte_timeout_ms / 1000)
+                    events = self.session.receive(data, now=self.clock())
+                else:
+                    events = self.session.poll(now=self.clock())
+                for ev in events:
+                    if isinstance(ev, Answer):
+                        answer = ev.frame
+                    elif isinstance(ev, ResponseTimeout):
+                        self._count(link, timeouts=1)
+                        log.debug("bus %s: %s: timeout", s.name, _label(request))
+                    else:
+                        final = self._protocol_error(link, request, ev) or final
+                garbage = self.session.counters.garbage_bytes - self._garbage_seen
+                if garbage:
+                    self._garbage_seen += garbage
+                    self._count(link, garbage_bytes=garbage)
+                if final and self.session.outstanding is not None:
+                    self.session.cancel()
+            await self._gap()
+            if answer is not None:
+                try:
+                    decoded = self.dialect.decode(request, answer)
+                except ProtocolError as exc:
+                    self._protocol_error(link, request, exc)
+                    continue
+                self._count(link, frames_ok=1)
+                return decoded
+            if final and self._last_error_kind == "rtn":
+                return None
+        return None
+
+    def _protocol_error(self, link: ModuleLink | None, request: Frame, exc: ProtocolError
+                        ) -> bool:
+        """Count one bad answer; True if it ends the attempt."""
+        self._last_error_kind = exc.kind
+        if isinstance(exc, ChecksumError | LengthChecksumError):
+            self._count(link, checksum_errors=1)
+        elif isinstance(exc, RtnError):
+            self._count(link, rtn_errors=1)
+        elif isinstance(exc, AddressError) and exc.actual in self._addresses:
+            # one of our own modules answering late (after its timeout): bus garbage,
+            # not a module answering under the wrong address
+            self._count(None, garbage_bytes=len(exc.raw))
+        elif isinstance(exc, AddressError | CidError):
+            self._count(link, wrong_address=1)
+        else:
+            self._count(link, format_errors=1)
+        log.debug("bus %s: %s: %s: %s", self.settings.name, _label(request), exc,
+                  exc.raw.decode("ascii", "replace").strip())
+        if self.on_error is not None:
+            self.on_error(exc.actual if isinstance(exc, AddressError) else None, exc.kind)
+        return not isinstance(exc, AddressError | CidError)
+
+    async def _gap(self) -> None:
+        gap = self.settings.effective_gap_ms / 1000
+        if gap:
+            await asyncio.sleep(gap)
+
+    async def _poll_module(self, transport: SerialTransport, link: ModuleLink) -> None:
+        adr = link.address
+        d = self.dialect
+        telemetry = status = None
+        analog = await self.transact(transport, link, d.request(d.ANALOG, adr))
+        if analog is not None:
+            telemetry = d.telemetry(analog)[0]
+            if telemetry is None:
+                link.count(no_data=1)
+                self._count(None, no_data=1)
+        if telemetry is not None:
+            alarm = await self.transact(transport, link, d.request(d.STATUS, adr))
+            status = d.bms_status(alarm)[0] if alarm is not None else None
+        if telemetry is None or status is None:
+            self._transition(link, link.failed(self.clock()))
+            return
+        self._transition(link, link.succeeded(self.clock(), telemetry, status))
+        if link.identity_due(self.clock(), self.settings.identity_interval_s):
+            await self._poll_identity(transport, link)
+
+    async def _poll_identity(self, transport: SerialTransport, link: ModuleLink) -> None:
+        identity = None
+        for request, merge in self.dialect.identity_requests(link.address):
+            decoded = await self.transact(transport, link, request)
+            if decoded is not None:
+                identity = merge(identity, decoded)
+        link.identity_at = self.clock()
+        if identity is not None and identity != link.identity:
+            log.info("bus %s adr %d: %s", self.settings.name, link.address, identity)
+            link.identity = identity
+
+    async def _poll_master(self, transport: SerialTransport) -> None:
+        d = self.dialect
+        master = d.master_address([link.address for link in self.links])
+        analog = await self.transact(transport, None, d.request(d.ANALOG, master, all_packs=True))
+        alarm = None
+        if analog is not None:
+            alarm = await self.transact(transport, None,
+                                        d.request(d.STATUS, master, all_packs=True))
+        now = self.clock()
+        tels = d.telemetry(analog) if analog is not None else []
+        stats = d.bms_status(alarm) if alarm is not None else []
+        for i, link in enumerate(self.links):
+            tel = tels[i] if i < len(tels) else None
+            st = stats[i] if i < len(stats) else None
+            if tel is not None and st is not None:
+                link.count(frames_ok=1)
+                self._transition(link, link.succeeded(now, tel, st))
+                continue
+            if analog is not None and i < len(tels):
+                link.count(no_data=1)
+            self._transition(link, link.failed(now))
+
+    def _transition(self, link: ModuleLink, before: LinkState) -> None:
+        if link.state is not before:
+            level = logging.INFO if link.state is LinkState.ONLINE else logging.WARNING
+            log.log(level, "bus %s adr %d (module %d): %s -> %s", self.settings.name,
+                    link.address, link.position, before.value, link.state.value)
+
+
+def _label(request: Frame) -> str:
+    return f"adr {request.adr} cid2 0x{request.cid2:02X}"

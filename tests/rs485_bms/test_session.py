@@ -1,0 +1,132 @@
+"""The one-request session: matching, deadlines, drops and counters (no sleeping)."""
+
+from __future__ import annotations
+
+import pytest
+
+from plugins.rs485_bms.protocol import (
+    AddressError,
+    Answer,
+    ChecksumError,
+    CidError,
+    Frame,
+    InterruptedFrameError,
+    ResponseTimeout,
+    RtnError,
+    Session,
+    TruncatedError,
+    encode_frame,
+    parse_frame,
+)
+
+REQUEST = parse_frame(b"~25014642E00201FD30\r")
+ANSWER = (b"~25014600F07A0001100CC70CC80CC70CC70CC70CC50CC60CC70CC70CC60CC70CC60CC60CC70CC6"
+          b"0CC7060B9B0B990B990B990BB30BBCFF1FCCCD12D303286A008C2710E1E4\r")
+INTRA_PACK = b"~200B465AC04000010D4F0D4C0B2E0B1B015715496B7C6D6003D6154A00110000000003028082F00A\r"
+
+
+def _answer(**changes) -> bytes:
+    frame = parse_frame(ANSWER)
+    values = {"ver": frame.ver, "adr": frame.adr, "cid1": frame.cid1, "cid2": frame.cid2,
+              "info": frame.info, **changes}
+    return encode_frame(Frame(**values))
+
+
+@pytest.fixture
+def session():
+    s = Session()
+    assert s.send(REQUEST, now=10.0, timeout_s=0.5) == REQUEST.raw
+    return s
+
+
+def test_answer_in_chunks(session):
+    assert session.receive(ANSWER[:50], now=10.1) == []
+    [event] = session.receive(ANSWER[50:], now=10.2)
+    assert event == Answer(request=REQUEST, frame=parse_frame(ANSWER))
+    assert session.outstanding is None and session.deadline is None
+    assert session.counters.frames_ok == 1
+
+
+def test_one_request_at_a_time(session):
+    with pytest.raises(RuntimeError):
+        session.send(REQUEST, now=10.0, timeout_s=0.5)
+
+
+@pytest.mark.parametrize("timeout_s", [0, -1])
+def test_timeout_must_be_positive(timeout_s):
+    with pytest.raises(ValueError):
+        Session().send(REQUEST, now=0, timeout_s=timeout_s)
+
+
+def test_wrong_address_is_dropped_and_the_request_stays(session):
+    [error] = session.receive(_answer(adr=2), now=10.1)
+    assert isinstance(error, AddressError) and (error.expected, error.actual) == (1, 2)
+    assert error.kind == "address" and error.raw == _answer(adr=2)
+    assert session.outstanding == REQUEST
+    [event] = session.receive(ANSWER, now=10.2)
+    assert isinstance(event, Answer)
+    assert session.counters.wrong_address == 1 and session.counters.frames_ok == 1
+
+
+def test_wrong_device_type_is_dropped(session):
+    [error] = session.receive(_answer(cid1=0x4A), now=10.1)
+    assert isinstance(error, CidError) and (error.expected, error.actual) == (0x46, 0x4A)
+    assert session.outstanding == REQUEST and session.counters.wrong_address == 1
+
+
+def test_seplos_intra_pack_records_are_skipped(session):
+    assert session.receive(INTRA_PACK + INTRA_PACK, now=10.1) == []
+    assert session.counters.intra_pack == 2 and session.outstanding == REQUEST
+
+
+def test_our_echo_is_skipped(session):
+    assert session.receive(REQUEST.raw, now=10.05) == []
+    assert session.counters.echoes == 1 and session.outstanding == REQUEST
+
+
+def test_frames_while_idle_are_unsolicited():
+    session = Session()
+    assert session.receive(ANSWER, now=1.0) == []
+    assert session.counters.unsolicited == 1
+
+
+def test_rtn_error_ends_the_transaction(session):
+    [error] = session.receive(_answer(cid2=0x04, info=b""), now=10.1)
+    assert isinstance(error, RtnError) and error.rtn == 4 and error.meaning == "CID2 invalid"
+    assert session.outstanding is None and session.counters.rtn_errors == 1
+
+
+def test_garbled_frames_are_reported_and_counted(session):
+    garbled = ANSWER.replace(b"E1E4", b"E1E5")
+    events = session.receive(b"xx" + garbled + b"~2501" + ANSWER, now=10.1)
+    assert [type(e) for e in events] == [ChecksumError, InterruptedFrameError, Answer]
+    c = session.counters
+    assert (c.checksum_errors, c.format_errors, c.garbage_bytes) == (1, 1, 2)
+
+
+def test_deadline(session):
+    assert session.poll(now=10.49) == []
+    [event] = session.poll(now=10.5)
+    assert event == ResponseTimeout(request=REQUEST)
+    assert session.outstanding is None and session.counters.timeouts == 1
+    assert session.poll(now=11.0) == []
+
+
+def test_a_partial_answer_at_the_deadline_is_truncated(session):
+    session.receive(ANSWER[:40], now=10.1)
+    events = session.poll(now=10.6)
+    assert [type(e) for e in events] == [TruncatedError, ResponseTimeout]
+    assert events[0].raw == ANSWER[:40] and session.counters.format_errors == 1
+
+
+def test_late_answer_times_out_first_then_is_unsolicited(session):
+    events = session.receive(ANSWER, now=11.0)
+    assert events == [ResponseTimeout(request=REQUEST)]
+    assert session.counters.unsolicited == 1 and session.counters.frames_ok == 0
+
+
+def test_cancel(session):
+    session.cancel()
+    assert session.outstanding is None
+    assert session.receive(ANSWER, now=10.1) == []
+    assert session.send(REQUEST, now=10.2, timeout_s=0.1)

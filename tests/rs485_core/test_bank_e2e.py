@@ -1,0 +1,288 @@
+"""The simulator and the poller across real byte streams (TCP socket and pty), one test
+per injected fault: no crash, the right module state and counters, nothing stale served
+as live, and recovery when the fault ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import pytest
+
+from gateway.hub import Hub
+from gateway.model import BankSnapshot, Condition, Fault, LinkState, ModuleStatus
+
+from plugins.rs485_bms.link import ModuleLink
+from plugins.rs485_bms.scenario import Scenario
+from plugins.rs485_bms.settings import BusSettings
+from plugins.rs485_bms.simulator import BankSimulator
+from plugins.rs485_bms.source import BusPoller
+
+pytestmark = pytest.mark.e2e
+
+BAUD = 38400  # fast enough for short tests, still paced at wire speed
+
+
+class Bank:
+    """A simulator and a poller connected by a real byte stream, in one event loop."""
+
+    def __init__(self, *, steps=(), packs=3, family="pace_v25", mode="per_address",
+                 stale_after_s=5.0, **bus) -> None:
+        self.sim = BankSimulator(family=family, addresses=list(range(1, packs + 1)), baud=BAUD,
+                                 turnaround_ms=0, scenario=Scenario.model_validate(
+                                     {"steps": list(steps)}))
+        self.hub = Hub()
+        self.settings = dict(name="t", family=family, baud=BAUD, mode=mode,
+                             addresses=list(range(1, packs + 1)), timeout_ms=150,
+                             byte_timeout_ms=50, gap_ms=0, retries=0, poll_interval_s=0.05,
+                             offline_after=2, offline_retry_max_s=0.2, reconnect_max_s=0.2)
+        self.settings.update(bus)
+        self.stale_after_s = stale_after_s
+        self.snapshots: list[BankSnapshot] = []
+
+    def make_poller(self, url: str) -> BusPoller:
+        bus = BusSettings(port=url, **self.settings)
+        links = [ModuleLink(bus="t", address=a, position=i + 1, offline_after=bus.offline_after,
+                            retry_base_s=0.05, retry_max_s=bus.offline_retry_max_s)
+                 for i, a in enumerate(bus.addresses)]
+        self.poller = BusPoller(bus, links, hub=self.hub, stale_after_s=self.stale_after_s)
+        return self.poller
+
+    async def until(self, predicate: Callable[[BankSnapshot], bool], timeout_s: float = 15
+                    ) -> BankSnapshot:
+        """Collect snapshots until one satisfies ``predicate`` (a backstop, not a timing
+        assertion: every condition here is reached well before it)."""
+        watch = self.hub.watch()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                snap = await asyncio.wait_for(watch.next(), max(0.01, deadline - time.monotonic()))
+                self.snapshots.append(snap)
+                if predicate(snap):
+                    return snap
+        finally:
+            watch.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self, transport: str = "tcp"):
+        tasks = []
+        if transport == "tcp":
+            ready = asyncio.get_running_loop().create_future()
+
+            async def listening(port: int) -> None:
+                ready.set_result(port)
+            tasks.append(asyncio.create_task(self.sim.serve_tcp("127.0.0.1", 0,
+                                                                on_listening=listening)))
+            url = f"socket://127.0.0.1:{await ready}"
+        else:
+            ready = asyncio.get_running_loop().create_future()
+
+            async def pty_ready(path: str) -> None:
+                ready.set_result(path)
+            tasks.append(asyncio.create_task(self.sim.serve_pty(on_ready=pty_ready)))
+            url = await ready
+        tasks.append(asyncio.create_task(self.make_poller(url).run()))
+        try:
+            yield self
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def statuses(snap: BankSnapshot) -> list[ModuleStatus]:
+    return [m.status for m in snap.modules]
+
+
+def all_ok(snap: BankSnapshot) -> bool:
+    return all(s is ModuleStatus.OK for s in statuses(snap))
+
+
+def assert_matches_wire(bank: Bank, snap: BankSnapshot) -> None:
+    """Served values equal what the simulated packs put on the wire: scale and sign."""
+    for m in snap.modules:
+        sent = bank.sim.sent[m.address]
+        t = m.telemetry
+        assert t.cell_mv == sent.cell_mv
+        assert t.voltage_mv == sent.voltage_mv
+        assert t.current_ma == sent.current_ma  # + = charging, 10 mA steps on PACE
+        assert t.temp_dc == sent.temp_dc
+        assert t.remaining_mah == sent.remaining_mah and t.full_mah == sent.full_mah
+
+
+@pytest.mark.parametrize("transport", ["tcp", "pty"])
+def test_healthy_bank_online_with_exact_values(transport):
+    async def scenario():
+        bank = Bank()
+        async with bank.running(transport):
+            snap = await bank.until(lambda s: all_ok(s) and s.buses[0].cycles >= 2
+                                    and all(m.identity for m in s.modules))
+            # compare with what the simulator sent last: stop the poller first
+            bank.poller.publish()
+            snap = bank.hub.latest
+        assert_matches_wire(bank, snap)
+        m1 = snap.modules[0]
+        assert m1.identity.serial == bank.sim.identity(1)["serial"]
+        assert m1.identity.firmware == "P16S100A-SIM-1.00"
+        assert m1.counters.timeouts == 0 and m1.counters.frames_ok >= 4
+        assert snap.bank.modules_online == 3 and snap.buses[0].connected
+    run(scenario())
+
+
+def test_master_mode_reads_the_bank_through_pack_1():
+    async def scenario():
+        bank = Bank(mode="master", packs=4)
+        async with bank.running():
+            snap = await bank.until(lambda s: all_ok(s) and s.buses[0].cycles >= 2)
+        assert snap.bank.modules_online == 4
+        assert [m.telemetry.cell_mv == bank.sim.sent[m.address].cell_mv
+                for m in snap.modules].count(True) >= 3  # the last FF answer
+    run(scenario())
+
+
+def test_silent_pack_never_seen_then_recovers():
+    async def scenario():
+        bank = Bank(steps=[{"at_s": 0, "until_s": 1.5, "packs": [2], "fault": "silence"}])
+        async with bank.running():
+            snap = await bank.until(lambda s: s.modules[1].counters.timeouts >= 2
+                                    and s.modules[0].status is ModuleStatus.OK)
+            assert snap.modules[1].status is ModuleStatus.NEVER_SEEN
+            assert snap.modules[1].telemetry is None
+            snap = await bank.until(all_ok)
+        assert snap.modules[1].link is LinkState.ONLINE
+    run(scenario())
+
+
+def test_pack_going_silent_is_never_served_as_live():
+    async def scenario():
+        bank = Bank(steps=[{"at_s": 1.0, "until_s": 3.0, "packs": [3], "fault": "silence"}],
+                    stale_after_s=0.6)
+        async with bank.running():
+            await bank.until(all_ok)
+            snap = await bank.until(lambda s: s.modules[2].status is ModuleStatus.OFFLINE)
+            assert snap.modules[2].telemetry is not None  # last values kept, labelled
+            await bank.until(lambda s: s.modules[2].status is ModuleStatus.OK)
+        # every snapshot that served pack 3 as live had fresh data
+        for s in bank.snapshots:
+            m = s.modules[2]
+            if m.status is ModuleStatus.OK:
+                assert s.created_at - m.updated_at <= 0.6
+        links = [s.modules[2].link for s in bank.snapshots]
+        assert LinkState.SUSPECT in links and LinkState.OFFLINE in links
+    run(scenario())
+
+
+def test_delayed_answer_within_timeout_is_fine():
+    async def scenario():
+        bank = Bank(steps=[{"packs": [1], "fault": "delay", "delay_ms": 60}])
+        async with bank.running():
+            snap = await bank.until(lambda s: all_ok(s) and s.buses[0].cycles >= 2)
+        assert snap.modules[0].counters.timeouts == 0
+    run(scenario())
+
+
+def test_late_answer_times_out_and_is_discarded_as_garbage():
+    async def scenario():
+        bank = Bank(steps=[{"until_s": 1.5, "packs": [1], "fault": "late", "delay_ms": 200}])
+        async with bank.running():
+            snap = await bank.until(lambda s: s.modules[0].counters.timeouts >= 2
+                                    and s.buses[0].counters.garbage_bytes > 0)
+            assert snap.modules[1].counters.wrong_address == 0  # late, not misaddressed
+            assert snap.modules[0].status is ModuleStatus.NEVER_SEEN
+            assert snap.modules[1].status is ModuleStatus.OK
+            await bank.until(all_ok)
+    run(scenario())
+
+
+@pytest.mark.parametrize(("fault", "counter"), [
+    ("corrupt", "checksum_errors"),
+    ("truncate", "format_errors"),
+    ("wrong_address", "wrong_address"),
+    ("all_zero", "no_data"),
+])
+def test_bad_answers_are_counted_and_the_pack_recovers(fault, counter):
+    async def scenario():
+        bank = Bank(steps=[{"until_s": 1.2, "packs": [2], "fault": fault, "commands": [0x42]}])
+        async with bank.running():
+            snap = await bank.until(lambda s: getattr(s.modules[1].counters, counter) >= 2)
+            assert snap.modules[1].status is ModuleStatus.NEVER_SEEN
+            assert all(s is ModuleStatus.OK for s in statuses(snap)[::2])
+            snap = await bank.until(all_ok)
+        assert getattr(snap.modules[0].counters, counter) == 0
+    run(scenario())
+
+
+def test_duplicate_address_collision_is_garbage_not_data():
+    async def scenario():
+        bank = Bank(steps=[{"until_s": 1.2, "packs": [2], "fault": "duplicate_address"}])
+        async with bank.running():
+            snap = await bank.until(
+                lambda s: s.modules[1].counters.checksum_errors
+                + s.modules[1].counters.format_errors >= 2)
+            assert snap.modules[1].telemetry is None
+            await bank.until(all_ok)
+    run(scenario())
+
+
+def test_bms_flags_are_decoded_in_the_manuals_words():
+    async def scenario():
+        bank = Bank(steps=[{"packs": [3], "fault": "flags",
+                            "flags": {"protect1": 0x01, "fault_state": 0x20, "warn2": 0x80}}])
+        async with bank.running():
+            snap = await bank.until(lambda s: all_ok(s))
+        bms = snap.modules[2].bms
+        assert Condition.CELL_OVER_VOLTAGE in bms.protections
+        assert Fault.SAMPLING_IC in bms.faults
+        assert Condition.LOW_CAPACITY in bms.warnings
+        assert not snap.modules[0].bms.protections and not snap.modules[0].bms.faults
+        assert snap.bank.modules_alarmed == 1
+    run(scenario())
+
+
+def test_cell_ramp_is_served_as_it_moves():
+    async def scenario():
+        bank = Bank(steps=[{"packs": [1], "fault": "cell_ramp", "cell": 5, "from_mv": 3400,
+                            "to_mv": 3700, "duration_s": 1.5}])
+        async with bank.running():
+            first = await bank.until(lambda s: all_ok(s))
+            last = await bank.until(lambda s: s.modules[0].telemetry.cell_mv[4] == 3700)
+        assert first.modules[0].telemetry.cell_mv[4] < 3700
+        assert last.bank.cell_max_mv == 3700 and last.bank.cell_max_at.position == 1
+        assert last.bank.cell_max_at.index == 5
+    run(scenario())
+
+
+@pytest.mark.parametrize("transport", ["tcp", "pty"])
+def test_transport_drop_serves_stale_then_reconnects(transport):
+    async def scenario():
+        bank = Bank(steps=[{"at_s": 1.0, "until_s": 1.6, "fault": "transport_drop"}])
+        async with bank.running(transport):
+            await bank.until(all_ok)
+            down = await bank.until(lambda s: not s.buses[0].connected)
+            assert all(st is ModuleStatus.STALE for st in statuses(down))
+            assert all(m.telemetry is not None for m in down.modules)
+            if transport == "tcp":  # a pty that is gone does not come back
+                up = await bank.until(lambda s: s.buses[0].connected and all_ok(s))
+                assert up.buses[0].reconnects >= 1
+    run(scenario())
+
+
+def test_no_port_at_all_is_not_a_crash():
+    async def scenario():
+        bank = Bank()
+        poller = bank.make_poller("socket://127.0.0.1:9")  # nothing listens on discard
+        task = asyncio.create_task(poller.run())
+        try:
+            snap = await bank.until(lambda s: s.seq >= 2)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert not snap.buses[0].connected
+        assert statuses(snap) == [ModuleStatus.NEVER_SEEN] * 3
+    run(scenario())
