@@ -333,21 +333,29 @@ def normalize_status(block: Any) -> BmsStatus:
     raise TypeError(f"no BMS status in {type(block).__name__}")
 
 
+#: Per-quantity alarm bytes after the temperatures: (condition if low, if high). Seplos
+#: and EG4 send one current byte for both directions, so it names no condition.
+_QUANTITY_ALARMS: dict[str, tuple[Condition | None, Condition | None]] = {
+    "charge_current_alarm": (None, C.CHARGE_OVER_CURRENT),
+    "current_alarm": (None, None),
+    "pack_voltage_alarm": (C.PACK_UNDER_VOLTAGE, C.PACK_OVER_VOLTAGE),
+    "discharge_current_alarm": (None, C.DISCHARGE_OVER_CURRENT),
+}
+
+
 def _quantities(flags: _Flags, block: Any, roles: Mapping[int, tuple[TempRole, ...]]) -> None:
+    """The per-quantity alarm bytes every family's 0x44 block starts with."""
     flags.cells(block.cell_alarm)
     flags.temps(block.temp_alarm, _roles(len(block.temp_alarm), roles))
+    for name, (low, high) in _QUANTITY_ALARMS.items():
+        if hasattr(block, name):
+            flags.alarm(name, getattr(block, name), low, high)
 
 
 @normalize_status.register
 def _(block: PaceAlarm) -> BmsStatus:
     flags = _Flags()
     _quantities(flags, block, PACE_ROLES)
-    flags.alarm("charge_current_alarm", block.charge_current_alarm,
-                None, C.CHARGE_OVER_CURRENT)
-    flags.alarm("pack_voltage_alarm", block.pack_voltage_alarm,
-                C.PACK_UNDER_VOLTAGE, C.PACK_OVER_VOLTAGE)
-    flags.alarm("discharge_current_alarm", block.discharge_current_alarm,
-                None, C.DISCHARGE_OVER_CURRENT)
     for name, table in (("protect1", PACE_PROTECT1), ("protect2", PACE_PROTECT2),
                         ("instruction_state", PACE_INSTRUCTION),
                         ("control_state", PACE_CONTROL), ("fault_state", PACE_FAULT),
@@ -366,12 +374,6 @@ def _(block: PaceAlarm) -> BmsStatus:
 def _(block: PylonAlarm) -> BmsStatus:
     flags = _Flags()
     _quantities(flags, block, PYLON_ROLES)
-    flags.alarm("charge_current_alarm", block.charge_current_alarm,
-                None, C.CHARGE_OVER_CURRENT)
-    flags.alarm("pack_voltage_alarm", block.pack_voltage_alarm,
-                C.PACK_UNDER_VOLTAGE, C.PACK_OVER_VOLTAGE)
-    flags.alarm("discharge_current_alarm", block.discharge_current_alarm,
-                None, C.DISCHARGE_OVER_CURRENT)
     for i, value in enumerate(block.status):
         flags.bits(f"status{i + 1}", value, PYLON_STATUS[i] if i < len(PYLON_STATUS) else None)
     return flags.status()
@@ -381,9 +383,6 @@ def _(block: PylonAlarm) -> BmsStatus:
 def _(block: SeplosAlarm) -> BmsStatus:
     flags = _Flags()
     _quantities(flags, block, SEPLOS_ROLES)
-    flags.alarm("current_alarm", block.current_alarm, None, None)
-    flags.alarm("pack_voltage_alarm", block.pack_voltage_alarm,
-                C.PACK_UNDER_VOLTAGE, C.PACK_OVER_VOLTAGE)
     for name, table in SEPLOS_BITS.items():
         flags.bits(name, getattr(block, name), table)
     for i, value in enumerate(block.reserved, 1):
@@ -395,9 +394,6 @@ def _(block: SeplosAlarm) -> BmsStatus:
 def _(block: Eg4Alarm) -> BmsStatus:
     flags = _Flags()
     _quantities(flags, block, EG4_ROLES)
-    flags.alarm("current_alarm", block.current_alarm, None, None)
-    flags.alarm("pack_voltage_alarm", block.pack_voltage_alarm,
-                C.PACK_UNDER_VOLTAGE, C.PACK_OVER_VOLTAGE)
     for name in ("balance_event", "voltage_event", "temperature_event", "current_event",
                  "remaining_capacity_alarm", "fet_status", "system_status",
                  "balance_status"):

@@ -255,8 +255,7 @@ def test_answers_that_cannot_be_encoded_are_our_bug(answer, message):
 
 
 def test_text_is_cut_at_nul_and_stripped_of_padding():
-    info = b"US2000C\0\xff\xffPylon" + b"\x01\x07" + b"Pylon---------------"
-    info = b"US2000C\0\xff\xff" + b"\x01\x07" + b"Pylon" + b"-" * 15
+    info = b"US2000C\0\xff\xff" + b"\x01\x07" + b"Pylon" + b"-" * 15  # junk after the NUL
     answer = decode_info(PYLONTECH, 0x51, _frame(info, 0x20))
     assert (answer.device_name, answer.manufacturer) == ("US2000C", "Pylon")
     assert encode_info(answer) == b"US2000C\0\0\0\x01\x07Pylon" + b"-" * 15

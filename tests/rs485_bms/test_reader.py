@@ -56,10 +56,10 @@ def test_good_vector_in_random_chunks_between_noise(good_vector, seed):
 
 
 def test_broken_vector_comes_out_as_its_error(broken_vector):
-    vector = broken_vector
-    events = FrameReader().feed(_wire(vector) + ANSWER)
+    events = FrameReader().feed(_wire(broken_vector) + ANSWER)
     assert [type(e) for e in events] == [ChecksumError, Frame]
-    assert events[0].code == vector["expected"]["error"] and events[0].raw == _wire(vector)
+    assert events[0].code == broken_vector["expected"]["error"]
+    assert events[0].raw == _wire(broken_vector)
 
 
 def test_garbage_is_counted_and_a_lone_cr_is_garbage():

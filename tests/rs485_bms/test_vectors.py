@@ -37,33 +37,32 @@ def _decode(vector, frame: Frame):
                        all_packs=None if request is None else request.info == b"\xff")
 
 
-def test_vector_decodes_to_expected(vector, assert_expected):
-    expected = vector["expected"]
-    if "error" in expected:
-        with pytest.raises(ProtocolError) as caught:
-            parse_frame(vector["response"].encode("ascii"))
-        assert caught.value.code == expected["error"]
-        return
-    frame = parse_frame(vector["response"].encode("ascii"))
+def test_vector_decodes_to_expected(good_vector, assert_expected):
+    frame = parse_frame(good_vector["response"].encode("ascii"))
     view = {"rtn": frame.rtn, "adr": frame.adr}
     if frame.info or frame.rtn == 0:  # an error answer without payload has nothing more
-        view.update(describe(_decode(vector, frame)))
-    assert_expected(expected, view)
+        view.update(describe(_decode(good_vector, frame)))
+    assert_expected(good_vector["expected"], view)
+
+
+def test_broken_vector_fails_with_its_error(broken_vector):
+    with pytest.raises(ProtocolError) as caught:
+        parse_frame(broken_vector["response"].encode("ascii"))
+    assert caught.value.code == broken_vector["expected"]["error"]
 
 
 def test_payload_round_trips(payload_vector):
-    good_vector = payload_vector
-    frame = parse_frame(good_vector["response"].encode("ascii"))
-    answer = _decode(good_vector, frame)
+    frame = parse_frame(payload_vector["response"].encode("ascii"))
+    answer = _decode(payload_vector, frame)
     info = encode_info(answer)
     rebuilt = Frame(ver=frame.ver, adr=frame.adr, cid1=frame.cid1, cid2=frame.rtn, info=info)
     if isinstance(answer, PackAnswer):
-        profile = get_profile(good_vector["vendor_family"])
-        assert decode_info(profile, int(good_vector["command_cid2"], 16), rebuilt,
+        profile = get_profile(payload_vector["vendor_family"])
+        assert decode_info(profile, int(payload_vector["command_cid2"], 16), rebuilt,
                            all_packs=answer.all_packs) == answer
     else:
-        assert _decode(good_vector, rebuilt) == answer
-    if good_vector["id"] != "pace25_jakiper_c1_version":  # its last pad byte is NUL, ours a space
+        assert _decode(payload_vector, rebuilt) == answer
+    if payload_vector["id"] != "pace25_jakiper_c1_version":  # its last pad is NUL, ours space
         assert info == frame.info
 
 
@@ -81,14 +80,13 @@ def test_request_vector_is_built_byte_exact(request_vector):
 
 def test_answer_decodes_through_its_request(exchange_vector):
     """decode_answer() takes the command and the all-packs form from the request."""
-    request_vector = exchange_vector
-    profile = get_profile(request_vector["vendor_family"])
-    frame = parse_frame(request_vector["response"].encode("ascii"))
-    request = _request(request_vector)
+    profile = get_profile(exchange_vector["vendor_family"])
+    frame = parse_frame(exchange_vector["response"].encode("ascii"))
+    request = _request(exchange_vector)
     if frame.rtn != 0:
         with pytest.raises(RtnError) as caught:
             decode_answer(profile, request, frame)
         assert caught.value.rtn == frame.rtn and caught.value.raw == frame.raw
         assert caught.value.kind == "rtn" and caught.value.meaning
     else:
-        assert decode_answer(profile, request, frame) == _decode(request_vector, frame)
+        assert decode_answer(profile, request, frame) == _decode(exchange_vector, frame)
