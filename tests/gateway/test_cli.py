@@ -71,3 +71,62 @@ def test_sigterm_stops_a_real_gateway_within_2s(gateway_cmd, subprocess_env):
     finally:
         proc.kill()
         proc.communicate()
+
+
+@pytest.mark.e2e
+def test_systemd_notify_ready_watchdog_and_stopping(gateway_cmd, subprocess_env, tmp_path):
+    """Type=notify: READY=1 at start, WATCHDOG=1 while the poller publishes, STOPPING=1."""
+    import socket
+
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(20)
+    env = dict(subprocess_env, NOTIFY_SOCKET=str(path), WATCHDOG_USEC="1000000")
+    proc = subprocess.Popen(gateway_cmd + ["run"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        seen = []
+        while seen.count("WATCHDOG=1") < 2:
+            seen.append(sock.recv(256).decode())
+        assert seen[0] == "READY=1"
+        proc.send_signal(signal.SIGTERM)
+        while seen[-1] != "STOPPING=1":
+            seen.append(sock.recv(256).decode())
+        assert proc.wait(timeout=5) == 0
+    finally:
+        sock.close()
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.e2e
+def test_watchdog_starves_when_nothing_is_polled(gateway_cmd, subprocess_env, tmp_path,
+                                                 free_port):
+    """No snapshot ever published (no south plugin): the watchdog is not fed beyond the
+    start-up grace, so systemd would restart a gateway whose poller hangs."""
+    import socket
+
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(f"modbus_tcp:\n  port: {free_port}\n")
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.2)
+    env = dict(subprocess_env, NOTIFY_SOCKET=str(path), WATCHDOG_USEC="300000")
+    proc = subprocess.Popen(gateway_cmd + ["run", "-c", str(cfg)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        seen = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                seen.append(sock.recv(256).decode())
+            except TimeoutError:
+                pass
+        assert seen and seen[0] == "READY=1"
+        assert seen.count("WATCHDOG=1") <= 1  # only within the first interval
+    finally:
+        sock.close()
+        proc.terminate()
+        proc.wait(timeout=5)
