@@ -130,3 +130,39 @@ def test_watchdog_starves_when_nothing_is_polled(gateway_cmd, subprocess_env, tm
         sock.close()
         proc.terminate()
         proc.wait(timeout=5)
+
+
+@pytest.mark.e2e
+def test_sighup_validates_before_reloading(gateway_cmd, subprocess_env, tmp_path, free_port):
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(f"gateway:\n  watchdog: false\nmodbus_tcp:\n  port: {free_port}\n")
+    proc = subprocess.Popen(gateway_cmd + ["run", "-c", str(cfg)], env=subprocess_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def wait_for(text):
+        lines = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} not logged: {''.join(lines)}")
+    try:
+        wait_for(" starting: ")
+        cfg.write_text(f"gateway:\n  watchdog: false\nmodbus_tcp:\n  port: {free_port}\n"
+                       "  max_conections: 3\n")
+        proc.send_signal(signal.SIGHUP)
+        line = wait_for("reload refused")
+        assert (f"keeping the running config: {cfg}:5: modbus_tcp.max_conections: unknown key; "
+                "did you mean 'max_connections'?") in line
+        cfg.write_text(f"gateway:\n  watchdog: false\nmodbus_tcp:\n  port: {free_port}\n"
+                       "  max_connections: 3\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(f"configuration reloaded from {cfg}")
+        assert proc.poll() is None  # still serving after both reloads
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+        proc.communicate()

@@ -286,3 +286,37 @@ def test_no_port_at_all_is_not_a_crash():
         assert not snap.buses[0].connected
         assert statuses(snap) == [ModuleStatus.NEVER_SEEN] * 3
     run(scenario())
+
+
+def test_two_buses_two_families_in_one_gateway():
+    from gateway.app import Gateway
+    from gateway.cli import config_models
+    from gateway.config import config_from_mapping
+    from gateway.plugins import make_plugin_manager
+
+    pm, _ = make_plugin_manager()
+    fast = {"baud": 115200, "poll_interval_s": 0.1, "gap_ms": 0}
+    cfg = config_from_mapping({"gateway": {"watchdog": False}, "rs485_bms": {"buses": [
+        {"name": "a", "simulate": {"packs": 2, "turnaround_ms": 0}, **fast},
+        {"name": "b", "family": "pylontech",
+         "simulate": {"packs": 3, "first_address": 2, "turnaround_ms": 0}, **fast},
+    ]}}, config_models(pm))
+    gw = Gateway(cfg, pm)
+
+    async def scenario():
+        async def when_all_live():
+            watch = gw.hub.watch()
+            while True:
+                snap = await watch.next()
+                if snap.bank.modules_online == 5:
+                    return
+        await gw.run(shutdown_trigger=when_all_live, install_signal_handlers=False)
+        return gw.hub.latest
+
+    snap = run(scenario())
+    assert [(m.position, m.bus, m.address) for m in snap.modules] == [
+        (1, "a", 1), (2, "a", 2), (3, "b", 2), (4, "b", 3), (5, "b", 4)]
+    assert [b.name for b in snap.buses] == ["a", "b"]
+    # Pylontech reports current in 100 mA steps, PACE in 10 mA: both normalized to mA
+    assert all(m.telemetry.current_ma % 10 == 0 for m in snap.modules)
+    assert all(m.telemetry.current_ma % 100 == 0 for m in snap.modules if m.bus == "b")

@@ -67,3 +67,28 @@ def test_simulated_bus_addresses_default_to_its_packs():
 ])
 def test_bad_sections(text, expected):
     assert errors(text) == [expected]
+
+
+def test_every_shipped_scenario_validates():
+    from pathlib import Path
+
+    from plugins.rs485_bms.scenario import load_scenario
+
+    files = sorted((Path(__file__).resolve().parents[2] / "config/scenarios").glob("*.yaml"))
+    assert len(files) >= 4
+    for f in files:
+        scenario = load_scenario(f)
+        assert scenario.description and scenario.steps, f
+
+
+def test_scenario_errors_name_file_and_line(tmp_path):
+    from plugins.rs485_bms.scenario import load_scenario
+
+    f = tmp_path / "s.yaml"
+    f.write_text("steps:\n  - {fault: silence}\n  - fault: late\n    dealy_ms: 5\n")
+    with pytest.raises(ConfigError) as info:
+        load_scenario(f)
+    assert [str(p) for p in info.value.problems] == [
+        f"{f}:4: steps.1.dealy_ms: unknown key; did you mean 'delay_ms'?"]
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_scenario(tmp_path / "missing.yaml")
