@@ -119,8 +119,8 @@ class Gateway:
                 for role in reversed(ROLES):  # south first, so north has data soonest
                     for comp in self.components[role]:
                         tasks[role].append(tg.create_task(comp.run(), name=comp.name))
-                if self.config.core.watchdog:
-                    tg.create_task(self._systemd_notify(stop), name="systemd-notify")
+                ticker = tg.create_task(self.hub.tick(), name="hub-tick")
+                tg.create_task(self._systemd_notify(stop), name="systemd-notify")
                 waiters = [asyncio.ensure_future(stop.wait())]
                 if shutdown_trigger is not None:
                     waiters.append(asyncio.ensure_future(shutdown_trigger()))
@@ -133,6 +133,7 @@ class Gateway:
                     for t in tasks[role]:
                         t.cancel()
                     await asyncio.gather(*tasks[role], return_exceptions=True)
+                ticker.cancel()
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
@@ -158,10 +159,10 @@ class Gateway:
                 while not stop.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=limit / 2 if usec else 3600)
-                    # progress = a snapshot within the last watchdog interval (or, before
-                    # the first one, a start-up no older than that interval)
-                    last = self.hub.last_update_at or started
-                    if usec and time.monotonic() - last < limit:
+                    # progress = every source (every bus) updated the hub within the last
+                    # watchdog interval (before the first update: start-up grace)
+                    last = self.hub.oldest_source_update() or started
+                    if usec and self.config.core.watchdog and time.monotonic() - last < limit:
                         send("WATCHDOG=1")
             finally:
                 send("STOPPING=1")

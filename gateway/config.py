@@ -111,7 +111,16 @@ class ConfigDocument:
 
 
 def _to_python(node: yaml.Node, path: Path_, doc: ConfigDocument, loader: _Loader,
-               problems: list[Problem], environ: typing.Mapping[str, str]) -> Any:
+               problems: list[Problem], environ: typing.Mapping[str, str],
+               seen: set[int] | None = None) -> Any:
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        # an alias (*name): a self-reference would recurse forever and nested aliases
+        # multiply ("billion laughs"); a config file has no need for them
+        problems.append(Problem(doc.file, doc.line_of(path), _dotted(path),
+                                "YAML aliases (*name) are not supported: write the value out"))
+        return None
+    seen.add(id(node))
     doc.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
@@ -128,11 +137,11 @@ def _to_python(node: yaml.Node, path: Path_, doc: ConfigDocument, loader: _Loade
                     f"duplicate key (first given on line {doc.lines[path + (key,)]})"))
                 continue
             doc.lines[path + (key,)] = knode.start_mark.line + 1
-            out[key] = _to_python(vnode, path + (key,), doc, loader, problems, environ)
+            out[key] = _to_python(vnode, path + (key,), doc, loader, problems, environ, seen)
             doc.lines[path + (key,)] = knode.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(v, path + (i,), doc, loader, problems, environ)
+        return [_to_python(v, path + (i,), doc, loader, problems, environ, seen)
                 for i, v in enumerate(node.value)]
     value = loader.construct_object(node, deep=True)
     if isinstance(value, str) and "${" in value:
@@ -214,7 +223,8 @@ class CoreSettings(Section):
     state_dir: Path | None = pydantic.Field(
         None, description="Directory for persistent state (alarm log); none = no persistence.")
     watchdog: bool = pydantic.Field(
-        True, description="Feed systemd's watchdog (Type=notify) while polling progresses.")
+        True, description="Feed systemd's watchdog while every source keeps publishing "
+        "(READY/STOPPING are always sent under Type=notify).")
 
 
 @dataclass(frozen=True)

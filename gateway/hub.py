@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from gateway.bank import make_bank_aggregates
-from gateway.model import BankSnapshot, BusStatus, Event, ModuleReading
+from gateway.model import BankSnapshot, BusStatus, Event, ModuleReading, ModuleStatus
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,14 @@ class Processor(Protocol):
 
     def process(self, snapshot: BankSnapshot, now: float) -> tuple[BankSnapshot, Sequence[Event]]:
         ...  # pragma: no cover - protocol
+
+
+def _aged(m: ModuleReading, now: float) -> ModuleReading:
+    """``m`` with status STALE if its data outlived the source's stale age."""
+    if (m.status is ModuleStatus.OK and m.stale_after_s is not None
+            and m.updated_at is not None and now - m.updated_at > m.stale_after_s):
+        return dataclasses.replace(m, status=ModuleStatus.STALE)
+    return m
 
 
 class SnapshotWatch:
@@ -102,7 +110,8 @@ class Hub:
         self._processors: list[Processor] = []
         self._watches: set[SnapshotWatch] = set()
         self._queues: list[EventQueue] = []
-        self.last_update_at: float | None = None
+        self.last_update_at: float | None = None  #: last update() from any source
+        self.source_updated_at: dict[str, float] = {}
 
     @property
     def latest(self) -> BankSnapshot | None:
@@ -130,7 +139,21 @@ class Hub:
     ) -> BankSnapshot:
         """Replace ``source``'s part of the bank and publish a new snapshot."""
         self._parts[source] = (tuple(modules), tuple(buses))
+        self.source_updated_at[source] = self._clock()
+        self.last_update_at = self.source_updated_at[source]
         return self._publish()
+
+    def oldest_source_update(self) -> float | None:
+        """When the least recently heard-from source last updated (None: none yet)."""
+        return min(self.source_updated_at.values()) if self.source_updated_at else None
+
+    async def tick(self, period_s: float = 1.0) -> None:
+        """Re-publish every ``period_s`` so that ages and staleness move on even when no
+        source publishes (a stalled poller must not leave its last values live)."""
+        while True:
+            await asyncio.sleep(period_s)
+            if self._parts:
+                self._publish()
 
     def republish(self) -> BankSnapshot:
         """Publish again from the current parts (e.g. after a processor's settings changed)."""
@@ -139,7 +162,8 @@ class Hub:
     def _publish(self) -> BankSnapshot:
         now = self._clock()
         all_modules = sorted(
-            (m for mods, _ in self._parts.values() for m in mods), key=lambda m: m.position
+            (_aged(m, now) for mods, _ in self._parts.values() for m in mods),
+            key=lambda m: m.position,
         )
         all_buses = tuple(b for _, buses in self._parts.values() for b in buses)
         self._seq += 1
@@ -166,7 +190,6 @@ class Hub:
                 ),
             )
         self._latest = snap
-        self.last_update_at = now
         for w in list(self._watches):
             w._notify()
         for ev in events:

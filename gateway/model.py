@@ -205,6 +205,10 @@ class ModuleReading:
     status: ModuleStatus = ModuleStatus.NEVER_SEEN
     link: LinkState = LinkState.NEVER_SEEN
     updated_at: float | None = None  #: monotonic time of the last good telemetry
+    #: data older than this is stale whatever ``status`` says; the hub re-evaluates it on
+    #: every publish and at least once a second, so a stalled source cannot keep old
+    #: values "live"
+    stale_after_s: float | None = None
     identity: Identity | None = None
     telemetry: Telemetry | None = None
     bms: BmsStatus | None = None

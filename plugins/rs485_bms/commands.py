@@ -28,8 +28,8 @@ def _scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", required=True, metavar="URL",
                         help="serial port or pyserial URL (socket://host:port, rfc2217://...)")
     parser.add_argument("--family", choices=FAMILIES, default="pace_v25")
-    parser.add_argument("--addresses", default="1-16", metavar="LIST",
-                        help="addresses to try, e.g. 1-16 or 2,3,5 (default 1-16)")
+    parser.add_argument("--addresses", default="1-15", metavar="LIST",
+                        help="addresses to try, e.g. 1-15 or 2,3,5 (default 1-15)")
     parser.add_argument("--baud", type=int, default=9600)
     parser.add_argument("--timeout-ms", type=int, default=600,
                         help="answer timeout per address (default 600)")

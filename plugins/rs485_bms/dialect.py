@@ -69,6 +69,8 @@ class Dialect:
     def __init__(self, family: Family) -> None:
         self.family = family
         self.profile: Profile = PROFILES[family.value]
+        #: Daren/Basen has no 0x44: its 0x42 answer carries the status words too
+        self.STATUS = STATUS if STATUS in self.profile.commands else None
 
     def request(self, cid2: int, address: int, *, all_packs: bool = False) -> Frame:
         return make_request(self.profile, cid2, address, all_packs=all_packs)
@@ -129,6 +131,12 @@ class SimEncoder:
         if self.profile.is_answer(item):
             return None
         return item
+
+    def status_fields(self) -> set[str]:
+        """The 0x44 block's integer fields a scenario's ``flags`` step may set."""
+        block = {Family.PACE_V25: PaceAlarm, Family.PYLONTECH: PylonAlarm,
+                 Family.SEPLOS_V2: SeplosAlarm}[self.family]
+        return {f.name for f in dataclasses.fields(block) if f.type in ("int", int)}
 
     def foreign_request(self, address: int) -> bytes:
         return make_request(self.profile, ANALOG, address).wire

@@ -97,6 +97,7 @@ class ModuleLink:
             status=self.status(now, stale_after_s=stale_after_s, transport_up=transport_up),
             link=self.state,
             updated_at=self.updated_at,
+            stale_after_s=stale_after_s,
             identity=self.identity,
             telemetry=self.telemetry,
             bms=self.bms,

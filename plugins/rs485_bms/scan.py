@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from gateway.hub import Hub
 
 from plugins.rs485_bms.link import ModuleLink
-from plugins.rs485_bms.protocol import Frame, FrameReader
+from plugins.rs485_bms.protocol import PROFILES, Frame, FrameReader
 from plugins.rs485_bms.settings import BusSettings, parse_addresses
 from plugins.rs485_bms.source import BusPoller
 from plugins.rs485_bms.transport import SerialTransport, TransportError
@@ -131,9 +131,14 @@ def _note(finding: Finding, answered_adr: int | None, kind: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    profile = PROFILES[args.family]
     try:
         addresses = parse_addresses(args.addresses)
         expected = parse_addresses(args.expect) if args.expect else None
+        outside = [a for a in addresses + (expected or []) if a not in profile.addresses]
+        if outside or not addresses:
+            raise ValueError(f"{args.family} addresses are {profile.addresses.start}.."
+                             f"{profile.addresses.stop - 1}; {outside or 'none'} given")
     except ValueError as exc:
         print(f"bms-gateway scan: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,8 @@ import pydantic
 
 from gateway.config import Section
 
+from plugins.rs485_bms.protocol import PROFILES
+
 
 class Family(enum.StrEnum):
     """Protocol families the poller can speak (the simulator speaks the first three)."""
@@ -112,6 +114,17 @@ class BusSettings(Section):
         if self.simulate is not None and self.family not in (
                 Family.PACE_V25, Family.PYLONTECH, Family.SEPLOS_V2):
             raise ValueError(f"the simulator does not speak {self.family.value}")
+        if self.simulate is not None and self.simulate.scenario is not None:
+            _check_scenario_file(self.simulate.scenario, self.family)
+        profile = PROFILES[self.family.value]
+        lo, hi = profile.addresses.start, profile.addresses.stop - 1
+        outside = [a for a in self.effective_addresses if a not in profile.addresses]
+        if outside:
+            raise ValueError(f"{self.family.value} addresses are {lo}..{hi}; "
+                             f"{', '.join(map(str, outside))} is outside")
+        if self.mode is PollMode.MASTER and not profile.command(0x42).all_packs:
+            raise ValueError(f"{self.family.value} has no all-packs (FF) form: use "
+                             "mode: per_address")
         return self
 
     @property
@@ -128,6 +141,21 @@ class BusSettings(Section):
             return list(self.addresses)
         first = self.simulate.first_address
         return list(range(first, first + self.simulate.packs))
+
+
+def _check_scenario_file(path: Path, family: Family) -> None:
+    """Validate a simulator scenario with the config, so check-config catches it."""
+    from gateway.config import ConfigError
+
+    from plugins.rs485_bms.scenario import load_scenario
+    from plugins.rs485_bms.simulator import check_scenario
+
+    try:
+        check_scenario(load_scenario(path), family)
+    except ConfigError as exc:
+        raise ValueError("scenario " + "; ".join(str(p) for p in exc.problems)) from None
+    except ValueError as exc:
+        raise ValueError(f"scenario {path}: {exc}") from None
 
 
 class Rs485Settings(Section):

@@ -57,6 +57,7 @@ class BankSimulator:
         self.started = clock()
         self.packs = {a: SimPack(a, seed=seed) for a in self.addresses}
         self.encoder: SimEncoder = make_sim_encoder(self.family)
+        check_scenario(self.scenario, self.family)
         self._rnd = random.Random(seed)
         self.requests = 0
         self.bad_requests = 0
@@ -106,11 +107,12 @@ class BankSimulator:
                 # stop before the checksum, as some firmwares do: CR right after the data
                 frame = frame[:-5] + b"\r"
             elif kind is FaultKind.DUPLICATE_ADDRESS:
-                frame = _collide(frame, self._answer(request, t + 37.0, all_packs=all_packs))
+                twin = self._answer(request, t + 37.0, all_packs=all_packs, record=False)
+                frame = _collide(frame, twin)
         return [Emission(delay, frame)]
 
     def _answer(self, request: Frame, t: float, *, all_packs: bool,
-                answer_adr: int | None = None) -> bytes:
+                answer_adr: int | None = None, record: bool = True) -> bytes:
         adr = request.adr
         states = []
         flags: dict[str, int] = {}
@@ -125,7 +127,7 @@ class BankSimulator:
                 elif step.fault is FaultKind.ALL_ZERO and not all_packs:
                     zero = True
             states.append(self.packs[a].state(t, cell_override=override))
-            if request.cid2 == 0x42 and answer_adr is None:
+            if request.cid2 == 0x42 and answer_adr is None and record:
                 self.sent[a] = states[-1]
         return self.encoder.answer(
             request, states=states, flags=flags, all_zero=zero, all_packs=all_packs,
@@ -238,6 +240,17 @@ class BankSimulator:
             os.close(slave)
 
 
+def check_scenario(scenario: Scenario, family: Family) -> None:
+    """Raise ValueError if a ``flags`` step names a status field the family lacks."""
+    fields = make_sim_encoder(family).status_fields()
+    for i, step in enumerate(scenario.steps):
+        unknown = sorted(set(step.flags) - fields)
+        if unknown:
+            raise ValueError(f"steps.{i}.flags: {', '.join(unknown)} is not a "
+                             f"{Family(family).value} status field (known: "
+                             f"{', '.join(sorted(fields))})")
+
+
 def _other_hex(b: int) -> int:
     return ord("A") if b != ord("A") else ord("B")
 
@@ -271,9 +284,14 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         scenario = load_scenario(args.scenario) if args.scenario else None
+        if scenario is not None:
+            check_scenario(scenario, Family(args.family))
     except ConfigError as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
+        return 78
+    except ValueError as exc:
+        print(f"{args.scenario}: {exc}", file=sys.stderr)
         return 78
     addresses = list(range(args.first_address, args.first_address + args.packs))
     if addresses[-1] > 15:

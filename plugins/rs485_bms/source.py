@@ -26,6 +26,7 @@ from gateway.model import BusStatus, LinkCounters, LinkState
 from plugins.rs485_bms.dialect import Dialect, make_dialect
 from plugins.rs485_bms.link import ModuleLink
 from plugins.rs485_bms.protocol import (
+    MAX_FRAME_BYTES,
     AddressError,
     Answer,
     ChecksumError,
@@ -79,6 +80,8 @@ class BusPoller:
         self._garbage_seen = 0
         self._last_error_kind = ""
         self._addresses = frozenset(link.address for link in links)
+        self._count_mismatch_logged = False
+        self._heard = False  #: a valid answer arrived since the port was (re)opened
         #: called with (ADR the bad answer carried or None, error kind) for every bad
         #: answer; ``scan`` uses it to tell a wrong DIP address from a collision
         self.on_error: Callable[[int | None, str], None] | None = None
@@ -116,10 +119,12 @@ class BusPoller:
     async def run(self) -> None:
         transport: SerialTransport | None = None
         backoff = 0.5
+        last_problem = ""
         self.publish()
         try:
             while True:
                 transport = SerialTransport(self.url, baud=self.settings.baud)
+                self._heard = False
                 try:
                     await transport.open()
                     # a new byte stream: nothing outstanding, no partial frame carried over
@@ -127,20 +132,31 @@ class BusPoller:
                     self._garbage_seen = 0
                     if self.state.cycles or self.state.reconnects:
                         self.state.reconnects += 1
-                    log.info("bus %s: port %s open", self.settings.name, redact_url(self.url))
+                    log.log(logging.DEBUG if last_problem else logging.INFO,
+                            "bus %s: port %s open", self.settings.name, redact_url(self.url))
                     self.state.connected = True
-                    backoff = 0.5
                     while True:
                         started = self.clock()
-                        await self.cycle(transport)
-                        period = self.settings.poll_interval_s
-                        await asyncio.sleep(max(0.0, started + period - self.clock()))
+                        try:
+                            await self.cycle(transport)
+                        except ValueError as exc:  # a request we cannot build: our bug
+                            log.error("bus %s: polling stopped: %s", self.settings.name, exc)
+                            self.publish()
+                            await asyncio.Event().wait()  # keep serving what we have
+                        if last_problem and self._heard:
+                            log.info("bus %s: port %s is back", self.settings.name,
+                                     redact_url(self.url))
+                            last_problem = ""
+                        await asyncio.sleep(self._next_cycle_delay(started))
                 except TransportError as exc:
-                    if self.state.connected:
-                        log.warning("bus %s: transport lost: %s; modules served as stale until "
-                                    "it is back", self.settings.name, exc)
-                    else:
-                        log.debug("bus %s: cannot open: %s", self.settings.name, exc)
+                    problem = str(exc)
+                    if self._heard:
+                        backoff = 0.5  # it worked until now: retry soon
+                    if problem != last_problem or self._heard:  # log on change only
+                        log.warning("bus %s: %s; modules are served as stale until the port "
+                                    "is back (retrying with back-off)", self.settings.name,
+                                    problem)
+                    last_problem = problem
                     self.state.connected = False
                     self.publish()
                     await transport.close()
@@ -150,6 +166,15 @@ class BusPoller:
         finally:
             if transport is not None:
                 await transport.close()
+
+    def _next_cycle_delay(self, started: float) -> float:
+        """Start-to-start period; when no module is due (all in back-off), wait for the
+        first one that will be, so a zero poll interval never spins."""
+        now = self.clock()
+        delay = max(0.0, started + self.settings.poll_interval_s - now)
+        if not any(link.due(now + delay) for link in self.links):
+            delay = max(delay, min(link.next_try_at for link in self.links) - now)
+        return delay
 
     async def cycle(self, transport: SerialTransport) -> None:
         started = self.clock()
@@ -176,14 +201,16 @@ class BusPoller:
         for link in self.links:
             states[link.state.value] = states.get(link.state.value, 0) + 1
         if b is None or b.voltage_mean_mv is None:
-            figures = "no live data"
+            figures = "no live data in the bank"
         else:
             figures = (f"{b.voltage_mean_mv / 1000:.2f} V, "
                        f"{(b.current_ma or 0) / 1000:+.2f} A, "
                        f"SOC {'-' if b.soc_permille is None else f'{b.soc_permille / 10:.1f} %'}, "
                        f"cells {b.cell_min_mv}-{b.cell_max_mv} mV")
+        live = sum(1 for m in (snap.modules if snap else ())
+                   if m.bus == self.settings.name and m.is_live)
         return (f"cycle {self.state.cycles} in {self.state.last_cycle_ms} ms; "
-                f"{b.modules_online if b else 0}/{len(self.links)} live "
+                f"{live}/{len(self.links)} live "
                 f"({', '.join(f'{v} {k}' for k, v in sorted(states.items()))}); {figures}")
 
     # ------------------------------------------------------------- transactions -----
@@ -199,22 +226,28 @@ class BusPoller:
         s = self.settings
         for _attempt in range(1 + s.retries):
             stray = await transport.discard_input()
-            if stray:
-                self._count(link, garbage_bytes=stray)
+            if stray:  # bytes outside any transaction belong to the bus, not this module
+                self._count(None, garbage_bytes=stray)
             timeout = wire_time_s(len(request.wire), s.baud) + s.effective_timeout_ms / 1000
-            wire = self.session.send(request, now=self.clock(), timeout_s=timeout)
+            sent_at = self.clock()
+            # however busy the line, a transaction ends: the longest legal answer after
+            # the timeout, plus one byte timeout
+            hard_deadline = (sent_at + timeout + wire_time_s(MAX_FRAME_BYTES, s.baud)
+                             + s.byte_timeout_ms / 1000)
+            wire = self.session.send(request, now=sent_at, timeout_s=timeout)
             await transport.write(wire)
             self._bytes += len(wire)
             answer: Frame | None = None
             final = False
+            timed_out = False
             while self.session.outstanding is not None:
                 wait = (self.session.deadline or 0.0) - self.clock()
                 data = await transport.read(wait) if wait > 0 else b""
                 if data:
                     self._bytes += len(data)
                     # bytes are flowing: a long answer may take longer than the timeout
-                    self.session.deadline = max(self.session.deadline or 0.0,
-                                                self.clock() + s.byte_timeout_ms / 1000)
+                    self.session.deadline = min(hard_deadline, max(
+                        self.session.deadline or 0.0, self.clock() + s.byte_timeout_ms / 1000))
                     events = self.session.receive(data, now=self.clock())
                 else:
                     events = self.session.poll(now=self.clock())
@@ -223,6 +256,7 @@ class BusPoller:
                         answer = ev.frame
                     elif isinstance(ev, ResponseTimeout):
                         self._count(link, timeouts=1)
+                        timed_out = True
                         log.debug("bus %s: %s: timeout", s.name, _label(request))
                     else:
                         final = self._protocol_error(link, request, ev) or final
@@ -232,14 +266,16 @@ class BusPoller:
                     self._count(link, garbage_bytes=garbage)
                 if final and self.session.outstanding is not None:
                     self.session.cancel()
+            if timed_out:
+                await self._settle(transport)
             await self._gap()
             if answer is not None:
+                self._heard = True
                 try:
                     decoded = self.dialect.decode(request, answer)
                 except ProtocolError as exc:
                     self._protocol_error(link, request, exc)
                     continue
-                self._count(link, frames_ok=1)
                 return decoded
             if final and self._last_error_kind == "rtn":
                 return None
@@ -267,6 +303,18 @@ class BusPoller:
             self.on_error(exc.actual if isinstance(exc, AddressError) else None, exc.kind)
         return not isinstance(exc, AddressError | CidError)
 
+    async def _settle(self, transport: SerialTransport) -> None:
+        """After a timeout, wait for a byte timeout of silence and drop what arrives: a
+        late answer must not be taken for the answer to the next request."""
+        quiet = self.settings.byte_timeout_ms / 1000
+        give_up = self.clock() + wire_time_s(MAX_FRAME_BYTES, self.settings.baud) + quiet
+        while self.clock() < give_up:
+            data = await transport.read(quiet)
+            if not data:
+                return
+            self._bytes += len(data)
+            self._count(None, garbage_bytes=len(data))
+
     async def _gap(self) -> None:
         gap = self.settings.effective_gap_ms / 1000
         if gap:
@@ -279,12 +327,13 @@ class BusPoller:
         analog = await self.transact(transport, link, d.request(d.ANALOG, adr))
         if analog is not None:
             telemetry = d.telemetry(analog)[0]
-            if telemetry is None:
-                link.count(no_data=1)
-                self._count(None, no_data=1)
+            self._count(link, **({"frames_ok": 1} if telemetry is not None else {"no_data": 1}))
         if telemetry is not None:
-            alarm = await self.transact(transport, link, d.request(d.STATUS, adr))
+            alarm = analog if d.STATUS is None else await self.transact(
+                transport, link, d.request(d.STATUS, adr))
             status = d.bms_status(alarm)[0] if alarm is not None else None
+            if alarm is not None and alarm is not analog:
+                self._count(link, frames_ok=1)
         if telemetry is None or status is None:
             self._transition(link, link.failed(self.clock()))
             return
@@ -297,8 +346,11 @@ class BusPoller:
         for request, merge in self.dialect.identity_requests(link.address):
             decoded = await self.transact(transport, link, request)
             if decoded is not None:
+                self._count(link, frames_ok=1)
                 identity = merge(identity, decoded)
-        link.identity_at = self.clock()
+        # nothing learnt: try again in a few minutes rather than at the full interval
+        link.identity_at = self.clock() - (
+            0 if identity is not None else max(0.0, self.settings.identity_interval_s - 300))
         if identity is not None and identity != link.identity:
             log.info("bus %s adr %d: %s", self.settings.name, link.address, identity)
             link.identity = identity
@@ -314,6 +366,23 @@ class BusPoller:
         now = self.clock()
         tels = d.telemetry(analog) if analog is not None else []
         stats = d.bms_status(alarm) if alarm is not None else []
+        expected = len(self.links)
+        if (analog is not None and len(tels) != expected) or (
+                alarm is not None and len(stats) != expected):
+            # which block belongs to which address cannot be known: never guess
+            got = len(tels) if len(tels) != expected else len(stats)
+            if not self._count_mismatch_logged:
+                log.warning("bus %s: the master reports %d packs, %d are configured; "
+                            "no module is updated until they agree", self.settings.name,
+                            got, expected)
+                self._count_mismatch_logged = True
+            self._count(None, format_errors=1)
+            tels, stats = [], []
+        else:
+            self._count_mismatch_logged = False
+            answers = (analog is not None) + (alarm is not None)
+            if answers:
+                self._count(None, frames_ok=answers)
         for i, link in enumerate(self.links):
             tel = tels[i] if i < len(tels) else None
             st = stats[i] if i < len(stats) else None

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import re
 
 import serial
 
 _CHUNK = 8192  # more than the longest legal frame (18 + 4095 bytes)
-_SECRET_IN_URL = re.compile(r"(//[^/:@]*:)[^@/]*@")
 
 
 class TransportError(Exception):
@@ -25,8 +23,16 @@ class TransportError(Exception):
 
 
 def redact_url(url: str) -> str:
-    """Hide a password embedded in a URL (``socket://user:pw@host``)."""
-    return _SECRET_IN_URL.sub(r"\1****@", url)
+    """Hide a password embedded in a URL (``socket://user:pw@host:port``).
+
+    The password may contain ``/`` or ``@``: everything up to the last ``@`` after the
+    scheme is user information.
+    """
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:****@{host}"
 
 
 class SerialTransport:
@@ -47,7 +53,9 @@ class SerialTransport:
             return await loop.run_in_executor(self._worker, fn, *args)
         except (serial.SerialException, OSError, ValueError) as exc:
             await self._drop()
-            raise TransportError(f"{redact_url(self.url)}: {exc}") from exc
+            # pyserial's own message may quote the URL, password and all
+            detail = str(exc).replace(self.url, redact_url(self.url))
+            raise TransportError(f"{redact_url(self.url)}: {detail}") from None
 
     async def open(self) -> None:
         def do_open():

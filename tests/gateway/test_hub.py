@@ -145,3 +145,38 @@ def test_model_helpers():
     snap_hub = Hub(clock=lambda: 0.0)
     snap = snap_hub.update("x", modules=[m])
     assert snap.module(1) is snap.modules[0] and snap.module(7) is None
+
+
+def test_hub_ages_data_even_when_the_source_stalls(clock):
+    """A source that stops publishing cannot keep its last values live."""
+    hub = Hub(clock=clock)
+    m = dataclasses.replace(module(1), updated_at=clock(), stale_after_s=5.0)
+    assert hub.update("bus", modules=[m]).modules[0].status is ModuleStatus.OK
+    clock.advance(5.0)
+    assert hub.republish().modules[0].status is ModuleStatus.OK
+    clock.advance(0.01)
+    snap = hub.republish()  # what the 1 s tick does while the source is silent
+    assert snap.modules[0].status is ModuleStatus.STALE
+    assert snap.bank.modules_online == 0 and snap.bank.current_ma is None
+
+
+def test_tick_republishes(clock):
+    async def scenario():
+        hub = Hub(clock=clock)
+        hub.update("a", modules=[module(1)])
+        task = asyncio.ensure_future(hub.tick(period_s=0.001))
+        w = hub.watch()
+        first = await w.next()
+        second = await w.next()
+        task.cancel()
+        assert second.seq > first.seq
+    asyncio.run(scenario())
+
+
+def test_oldest_source_update_drives_the_watchdog(clock):
+    hub = Hub(clock=clock)
+    assert hub.oldest_source_update() is None
+    hub.update("a", modules=[])
+    clock.advance(10)
+    hub.update("b", modules=[])
+    assert hub.oldest_source_update() == clock() - 10

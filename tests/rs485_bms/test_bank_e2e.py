@@ -189,11 +189,13 @@ def test_delayed_answer_within_timeout_is_fine():
 
 def test_late_answer_times_out_and_is_discarded_as_garbage():
     async def scenario():
-        bank = Bank(steps=[{"until_s": 1.5, "packs": [1], "fault": "late", "delay_ms": 200}])
+        bank = Bank(steps=[{"until_s": 1.5, "packs": [1], "fault": "late", "delay_ms": 200}])  # noqa: E501
         async with bank.running():
             snap = await bank.until(lambda s: s.modules[0].counters.timeouts >= 2
                                     and s.buses[0].counters.garbage_bytes > 0)
             assert snap.modules[1].counters.wrong_address == 0  # late, not misaddressed
+            # a late 0x42 answer is never taken for the next request's (0x44) answer
+            assert snap.modules[0].counters.format_errors == 0
             assert snap.modules[0].status is ModuleStatus.NEVER_SEEN
             assert snap.modules[1].status is ModuleStatus.OK
             await bank.until(all_ok)
@@ -320,3 +322,39 @@ def test_two_buses_two_families_in_one_gateway():
     # Pylontech reports current in 100 mA steps, PACE in 10 mA: both normalized to mA
     assert all(m.telemetry.current_ma % 10 == 0 for m in snap.modules)
     assert all(m.telemetry.current_ma % 100 == 0 for m in snap.modules if m.bus == "b")
+
+
+def test_master_mode_never_guesses_which_block_is_which():
+    """The master reports 4 packs, 3 are configured: no module gets another's data."""
+    async def scenario():
+        bank = Bank(mode="master", packs=4, addresses=[1, 3, 4])
+        async with bank.running():
+            snap = await bank.until(lambda s: s.buses[0].counters.format_errors >= 2)
+        assert all(m.telemetry is None for m in snap.modules)
+        assert statuses(snap) == [ModuleStatus.NEVER_SEEN] * 3
+    run(scenario())
+
+
+def test_a_stalled_poller_cannot_keep_values_live():
+    async def scenario():
+        bank = Bank(stale_after_s=0.5)
+        async with bank.running():
+            await bank.until(all_ok)
+        # the poller is gone (as if hung); the hub's tick keeps ageing its last values
+        ticker = asyncio.create_task(bank.hub.tick(period_s=0.05))
+        try:
+            snap = await bank.until(lambda s: all(st is ModuleStatus.STALE for st in statuses(s)))
+        finally:
+            ticker.cancel()
+        assert snap.bank.modules_online == 0
+    run(scenario())
+
+
+def test_zero_poll_interval_does_not_spin_when_nothing_is_due():
+    async def scenario():
+        bank = Bank(steps=[{"fault": "silence"}], poll_interval_s=0, offline_retry_max_s=0.5)
+        async with bank.running():
+            await asyncio.sleep(1.0)
+            cycles = bank.poller.state.cycles
+        assert cycles < 60  # each never-seen module waits out its back-off
+    run(scenario())

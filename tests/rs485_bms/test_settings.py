@@ -92,3 +92,57 @@ def test_scenario_errors_name_file_and_line(tmp_path):
         f"{f}:4: steps.1.dealy_ms: unknown key; did you mean 'delay_ms'?"]
     with pytest.raises(ConfigError, match="cannot read"):
         load_scenario(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(("bus", "expected"), [
+    ("{name: a, port: /dev/ttyS0, addresses: 14-16}",
+     "rs485_bms.buses.0: pace_v25 addresses are 0..15; 16 is outside"),
+    ("{name: a, simulate: {packs: 4, first_address: 14}}",
+     "rs485_bms.buses.0: pace_v25 addresses are 0..15; 16, 17 is outside"),
+    ("{name: a, port: /dev/ttyS0, addresses: 1-3, family: eg4_lifepower4, mode: master}",
+     "rs485_bms.buses.0: eg4_lifepower4 has no all-packs (FF) form: use mode: per_address"),
+])
+def test_buses_are_checked_against_their_family(bus, expected):
+    assert errors(f"rs485_bms:\n  buses:\n    - {bus}\n") == [f"gw.yaml:3: {expected}"]
+
+
+def test_daren_status_comes_from_its_analog_answer():
+    from plugins.rs485_bms.dialect import make_dialect
+
+    assert make_dialect("daren_basen").STATUS is None
+    assert make_dialect("pace_v25").STATUS == 0x44
+
+
+def test_port_passwords_are_redacted():
+    from plugins.rs485_bms.transport import redact_url
+
+    assert redact_url("socket://admin:s3cr/t@10.0.0.1:4001") == "socket://admin:****@10.0.0.1:4001"
+    assert redact_url("rfc2217://u:p@w@h:1") == "rfc2217://u:****@h:1"
+    assert redact_url("/dev/ttyUSB0") == "/dev/ttyUSB0"
+    assert redact_url("socket://10.0.0.1:4001") == "socket://10.0.0.1:4001"
+
+
+def test_transport_errors_never_quote_the_password():
+    import asyncio
+
+    from plugins.rs485_bms.transport import SerialTransport, TransportError
+
+    async def attempt():
+        t = SerialTransport("socket://admin:hunter2@127.0.0.1:9", baud=9600)
+        try:
+            await t.open()
+        finally:
+            await t.close()
+    with pytest.raises(TransportError) as info:
+        asyncio.run(attempt())
+    assert "hunter2" not in str(info.value) and "admin:****@" in str(info.value)
+
+
+def test_simulator_scenarios_are_checked_with_the_config(tmp_path):
+    bad = tmp_path / "s.yaml"
+    bad.write_text("steps:\n  - {fault: flags, flags: {protect9: 1}}\n")
+    got = errors(f"rs485_bms:\n  buses:\n    - {{name: a, simulate: {{scenario: {bad}}}}}\n")
+    assert len(got) == 1 and got[0].startswith("gw.yaml:3: rs485_bms.buses.0: scenario ")
+    assert "steps.0.flags: protect9 is not a pace_v25 status field" in got[0]
+    got = errors("rs485_bms:\n  buses:\n    - {name: a, simulate: {scenario: /nope.yaml}}\n")
+    assert "scenario /nope.yaml: cannot read" in got[0]
