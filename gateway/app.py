@@ -91,6 +91,12 @@ class Gateway:
         if set(new.sections) != set(self.config.sections):
             log.warning("reload: enabling or disabling plugins needs a restart; "
                         "other settings are applied")
+        live = {self.pm.get_name(impl.plugin)
+                for impl in self.pm.hook.gateway_reload.get_hookimpls()}
+        for name in sorted(set(new.sections) & set(self.config.sections) - live):
+            if new.sections[name] != self.config.sections[name]:
+                log.warning("reload: %s settings changed; they take effect at the next "
+                            "restart", name)
         self.config = new
         self.context.config = new
         self._enabled_hook("gateway_reload")(context=self.context)
@@ -105,9 +111,17 @@ class Gateway:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         installed: list[int] = []
+        def request_stop() -> None:
+            if stop.is_set():
+                return
+            stop.set()
+            # a second Ctrl-C while shutting down interrupts at once (Python's default)
+            loop.remove_signal_handler(signal.SIGINT)
+            installed.remove(signal.SIGINT)
+
         if install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, request_stop)
                 installed.append(sig)
             loop.add_signal_handler(signal.SIGHUP, self.reload)
             installed.append(signal.SIGHUP)
