@@ -45,7 +45,7 @@ def test_missing_config_file_is_a_config_error(tmp_path, capsys):
 
 
 @pytest.mark.e2e
-def test_second_ctrl_c_forces_quit_and_first_stops_cleanly(gateway_cmd, subprocess_env,
+def test_ctrl_c_stops_cleanly_with_exit_0(gateway_cmd, subprocess_env,
                                                            tmp_path, free_port):
     cfg = tmp_path / "gw.yaml"
     cfg.write_text(f"gateway:\n  watchdog: false\nmodbus_tcp:\n  port: {free_port}\n")
