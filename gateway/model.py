@@ -121,6 +121,10 @@ class RawFlag:
 
     field: str  #: the vendor field name, e.g. ``"fault_state"``
     bit: int  #: bit position within that field, 0 = least significant
+    #: True when the field reports trouble (warnings, protections, faults, alarm events);
+    #: False for state, configuration, balancing and reserved fields, which healthy packs
+    #: set too (PACE's normal instruction state 0x0E carries an unnamed bit 3)
+    alarm: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

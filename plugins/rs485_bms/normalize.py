@@ -192,13 +192,15 @@ class _Flags:
         self.sets: dict[str, Any] = {WARN: C.NONE, PROT: C.NONE, FAULT: F.NONE, STATE: S.NONE}
         self.raw: list[RawFlag] = []
 
-    def bits(self, field: str, value: int, table: Bits | None = None) -> None:
-        """Classify each set bit of ``value`` by ``table``; the others become raw flags."""
+    def bits(self, field: str, value: int, table: Bits | None = None, *,
+             alarm: bool = True) -> None:
+        """Classify each set bit of ``value`` by ``table``; the others become raw flags
+        (``alarm=False`` for fields that hold states or configuration, not trouble)."""
         for bit in range(value.bit_length()):
             if value >> bit & 1:
                 known = (table or {}).get(bit)
                 if known is None:
-                    self.raw.append(RawFlag(field=field, bit=bit))
+                    self.raw.append(RawFlag(field=field, bit=bit, alarm=alarm))
                 else:
                     self.sets[known[0]] |= known[1]
 
@@ -357,12 +359,14 @@ def _(block: PaceAlarm) -> BmsStatus:
     flags = _Flags()
     _quantities(flags, block, PACE_ROLES)
     for name, table in (("protect1", PACE_PROTECT1), ("protect2", PACE_PROTECT2),
-                        ("instruction_state", PACE_INSTRUCTION),
-                        ("control_state", PACE_CONTROL), ("fault_state", PACE_FAULT),
-                        ("warn1", PACE_WARN1), ("warn2", PACE_WARN2)):
+                        ("fault_state", PACE_FAULT), ("warn1", PACE_WARN1),
+                        ("warn2", PACE_WARN2)):
         flags.bits(name, getattr(block, name), table)
-    for name in ("balance1", "balance2"):
-        flags.bits(name, getattr(block, name))  # which cell each bit is: disputed
+    for name, table in (("instruction_state", PACE_INSTRUCTION),
+                        ("control_state", PACE_CONTROL)):
+        flags.bits(name, getattr(block, name), table, alarm=False)
+    for name in ("balance1", "balance2"):  # which cell each bit is: disputed
+        flags.bits(name, getattr(block, name), alarm=False)
     if block.balance1 or block.balance2:
         flags.sets[STATE] |= S.BALANCING
     for i, value in enumerate(block.extra_status, 1):
@@ -375,7 +379,8 @@ def _(block: PylonAlarm) -> BmsStatus:
     flags = _Flags()
     _quantities(flags, block, PYLON_ROLES)
     for i, value in enumerate(block.status):
-        flags.bits(f"status{i + 1}", value, PYLON_STATUS[i] if i < len(PYLON_STATUS) else None)
+        flags.bits(f"status{i + 1}", value, PYLON_STATUS[i] if i < len(PYLON_STATUS) else None,
+                   alarm=i not in (1, 2))  # status 2 and 3 hold FET and operating states
     return flags.status()
 
 
@@ -384,9 +389,10 @@ def _(block: SeplosAlarm) -> BmsStatus:
     flags = _Flags()
     _quantities(flags, block, SEPLOS_ROLES)
     for name, table in SEPLOS_BITS.items():
-        flags.bits(name, getattr(block, name), table)
+        flags.bits(name, getattr(block, name), table,
+                   alarm=name not in ("on_off_state", "system_state", "balance1", "balance2"))
     for i, value in enumerate(block.reserved, 1):
-        flags.bits(f"reserved_{i}", value)
+        flags.bits(f"reserved_{i}", value, alarm=False)  # non-zero on healthy packs
     return flags.status(_per_cell(block.balance1, block.balance2, len(block.cell_alarm)))
 
 
@@ -395,10 +401,11 @@ def _(block: Eg4Alarm) -> BmsStatus:
     flags = _Flags()
     _quantities(flags, block, EG4_ROLES)
     for name in ("balance_event", "voltage_event", "temperature_event", "current_event",
-                 "remaining_capacity_alarm", "fet_status", "system_status",
-                 "balance_status"):
+                 "remaining_capacity_alarm"):
         flags.bits(name, getattr(block, name))
-    flags.bits("reserved_1", block.reserved[0])
+    for name in ("fet_status", "system_status", "balance_status"):
+        flags.bits(name, getattr(block, name), alarm=False)
+    flags.bits("reserved_1", block.reserved[0], alarm=False)
     return flags.status()
 
 
@@ -406,7 +413,9 @@ def _(block: Eg4Alarm) -> BmsStatus:
 def _(block: DarenAnalog) -> BmsStatus:
     flags = _Flags()
     for name in (*daren.STATUS_WORDS, "machine_status", "io_status"):
-        flags.bits(name, getattr(block, name))
+        state = name in ("fet_status", "balance_low", "balance_high", "machine_status",
+                         "io_status")
+        flags.bits(name, getattr(block, name), alarm=not state)
     return flags.status()
 
 

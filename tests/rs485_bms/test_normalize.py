@@ -188,7 +188,8 @@ def test_pace_status_bit(field, bit, category, flag):
     status = normalize_status(dataclasses.replace(PACE_OK, **{field: 1 << bit}))
     _only(status, category, flag)
     if category == RAW:
-        assert status.unclassified == (RawFlag(field=field, bit=bit),)
+        state_field = field in ("instruction_state", "control_state", "balance1", "balance2")
+        assert status.unclassified == (RawFlag(field=field, bit=bit, alarm=not state_field),)
 
 
 def test_pace_all_normal_vector():
@@ -196,15 +197,15 @@ def test_pace_all_normal_vector():
     assert status.states == S.CHARGE_FET_ON | S.DISCHARGE_FET_ON
     assert status.warnings == status.protections == C.NONE and status.faults == F.NONE
     # bit 3 is "pack power supply" to PACE, "discharging" to another reading: kept raw
-    assert status.unclassified == (RawFlag(field="instruction_state", bit=3),)
+    assert status.unclassified == (RawFlag(field="instruction_state", bit=3, alarm=False),)
     assert status.balancing is None
 
 
 def test_pace_balancing_without_guessing_the_cell():
     status = normalize_status(dataclasses.replace(PACE_OK, balance1=0x01, balance2=0x80))
     assert status.states == S.BALANCING and status.balancing is None
-    assert status.unclassified == (RawFlag(field="balance1", bit=0),
-                                   RawFlag(field="balance2", bit=7))
+    assert status.unclassified == (RawFlag(field="balance1", bit=0, alarm=False),
+                                   RawFlag(field="balance2", bit=7, alarm=False))
 
 
 def test_pace_extra_status_bytes_are_kept_raw():
@@ -242,8 +243,8 @@ def test_other_fault_and_user_defined_alarm_values_stay_raw():
 def test_pylontech_status():
     status = normalize_status(_decoded("pylon_us3000c_44_status"))
     assert status.states == S.CHARGE_FET_ON | S.DISCHARGE_FET_ON
-    assert status.unclassified == (RawFlag(field="status2", bit=3),
-                                   RawFlag(field="status3", bit=6))
+    assert status.unclassified == (RawFlag(field="status2", bit=3, alarm=False),
+                                   RawFlag(field="status3", bit=6, alarm=False))
     alarm = _decoded("pylon_us2000c_44_slave")
     assert isinstance(alarm, PylonAlarm)
     flagged = normalize_status(dataclasses.replace(
@@ -257,8 +258,8 @@ def test_pylontech_status():
                               | S.HEATER_ON | S.CHARGING)
     assert flagged.faults == F.BATTERY
     assert flagged.unclassified == (RawFlag(field="temp_alarm_1", bit=1),  # the BMS board
-                                    RawFlag(field="status2", bit=0),
-                                    RawFlag(field="status3", bit=0),
+                                    RawFlag(field="status2", bit=0, alarm=False),
+                                    RawFlag(field="status3", bit=0, alarm=False),
                                     RawFlag(field="status6", bit=2))
 
 
@@ -304,13 +305,13 @@ def test_seplos_vectors():
     charging = normalize_status(SEPLOS_OK)
     assert charging.states == S.CHARGE_FET_ON | S.DISCHARGE_FET_ON | S.CHARGING
     assert charging.balancing == (False,) * 16
-    assert charging.unclassified == (RawFlag(field="reserved_6", bit=1),)
+    assert charging.unclassified == (RawFlag(field="reserved_6", bit=1, alarm=False),)
     bench = normalize_status(_decoded("seplos_bench_44_alarms"))
     assert bench.warnings == C.CELL_UNDER_VOLTAGE | C.PACK_UNDER_VOLTAGE
     assert bench.protections == C.CELL_UNDER_VOLTAGE | C.DISCHARGE_LOW_TEMP
     assert bench.faults == F.TEMPERATURE_SENSOR
     assert RawFlag(field="temp_alarm_3", bit=0) in bench.unclassified  # a cell sensor
-    assert RawFlag(field="system_state", bit=4) in bench.unclassified  # standby
+    assert RawFlag(field="system_state", bit=4, alarm=False) in bench.unclassified  # standby
 
 
 def test_seplos_balancing_is_per_cell():
@@ -324,21 +325,21 @@ def test_seplos_balancing_is_per_cell():
 
 def test_eg4_events_are_kept_raw():
     status = normalize_status(_decoded("eg4_lifepower4_44"))
-    assert status.unclassified == (RawFlag(field="fet_status", bit=0),
-                                   RawFlag(field="fet_status", bit=1),
-                                   RawFlag(field="system_status", bit=1))
+    assert status.unclassified == (RawFlag(field="fet_status", bit=0, alarm=False),
+                                   RawFlag(field="fet_status", bit=1, alarm=False),
+                                   RawFlag(field="system_status", bit=1, alarm=False))
     alarm = _decoded("eg4_lifepower4_44")
     assert isinstance(alarm, Eg4Alarm)
     hot = normalize_status(dataclasses.replace(alarm, temp_alarm=(0, 0, 0, 0, 2, 2),
                                                pack_voltage_alarm=2, fet_status=0,
                                                system_status=0, reserved=(1,)))
     assert hot.warnings == C.AMBIENT_HIGH_TEMP | C.MOSFET_HIGH_TEMP | C.PACK_OVER_VOLTAGE
-    assert hot.unclassified == (RawFlag(field="reserved_1", bit=0),)
+    assert hot.unclassified == (RawFlag(field="reserved_1", bit=0, alarm=False),)
 
 
 def test_daren_status_words_are_kept_raw():
     status = normalize_status(_decoded("daren_dr48100_42"))
-    assert status.unclassified == tuple(RawFlag(field="fet_status", bit=b) for b in (0, 1, 5))
+    assert status.unclassified == tuple(RawFlag(field="fet_status", bit=b, alarm=False) for b in (0, 1, 5))
     assert status.states == S.NONE
 
 
@@ -387,3 +388,28 @@ def test_model_types():
     assert isinstance(normalize_telemetry(_decoded("seplos_16s_42_discharge")), Telemetry)
     assert isinstance(normalize_status(SEPLOS_OK), BmsStatus)
     assert isinstance(SEPLOS_OK, SeplosAlarm)
+
+
+@pytest.mark.parametrize("vector_id", [
+    "pace25_jakiper_44_all_normal", "seplos_12pack_44_charging", "pylon_us2000c_44_slave",
+    "pylon_us3000c_44_status", "eg4_lifepower4_44",
+])
+def test_healthy_packs_carry_no_alarm_type_raw_flags(vector_id):
+    """State and configuration bits that healthy packs set are kept, but never marked as
+    trouble: an 'unclassified BMS flag' alarm must come from an alarm-type field."""
+    from plugins.rs485_bms.protocol import decode_info, get_profile, parse_frame
+
+    shared = Path(__file__).resolve().parents[2].parent / "shared/frames/frames.json"
+    vector = next(v for v in json.loads(shared.read_text()) if v["id"] == vector_id)
+    frame = parse_frame(vector["response"].encode())
+    answer = decode_info(get_profile(vector["vendor_family"]), 0x44, frame)
+    status = normalize_status(answer.packs[0])
+    assert not status.warnings and not status.protections and not status.faults
+    assert [r for r in status.unclassified if r.alarm] == []
+    if vector_id == "pace25_jakiper_44_all_normal":  # 0x0E: bit 3 is disputed, kept raw
+        assert RawFlag(field="instruction_state", bit=3, alarm=False) in status.unclassified
+
+
+def test_unknown_bits_in_fault_fields_are_alarm_type():
+    block = dataclasses.replace(PACE_OK, fault_state=0x08)  # bit 3: "communication fault"
+    assert normalize_status(block).unclassified == (RawFlag(field="fault_state", bit=3),)
