@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from gateway import __version__
 from gateway.hub import Hub
 from plugins.snmp_agent import ber, oid_map
+from plugins.snmp_agent.notifier import Notifier
 from plugins.snmp_agent.oid_map import BankOptions, Syntax, SystemInfo, Variable
 from plugins.snmp_agent.responder import Outcome, Table, respond
 from plugins.snmp_agent.settings import SnmpAgentSettings
@@ -161,6 +162,11 @@ class SnmpAgent:
             oid_map.UPTIME_OIDS[1]: lambda: self._uptime(oid_map.UPTIME_OIDS[1]),
             **{oid: self._counter_fn(oid, key) for oid, key in oid_map.SNMP_COUNTER_OIDS.items()},
         }
+        #: traps and informs; sysUpTime in them is this agent's
+        self.notifier = Notifier(
+            settings.notifications, hub, clock=clock,
+            uptime_ticks=lambda: oid_map.uptime_ticks(self._clock(), self.started_at),
+            engine_seed=f"{socket.gethostname()}/{gateway_name}/{settings.port}")
         self.apply(settings)
         self._listen = (settings.listen_address, settings.port)
         self._users = settings.v3_users
@@ -172,9 +178,11 @@ class SnmpAgent:
                    gateway_name=context.config.core.name)
 
     def apply(self, settings: SnmpAgentSettings) -> None:
-        """Take the settings that apply live (SIGHUP); listen address, port, v3 users and
-        engine ID need a restart."""
+        """Take the settings that apply live (SIGHUP): communities, system group, sizes,
+        notification receivers, heartbeat and rate limit. Listen address, port, v3 users
+        and engine ID need a restart."""
         self.settings = settings
+        self.notifier.apply(settings.notifications)
         self._v2c_enabled = settings.v2c.enabled
         self._community = settings.v2c.community.get_secret_value().encode()
         self._max_size = settings.max_message_size
@@ -313,7 +321,7 @@ class SnmpAgent:
                      *self.address, "on" if self._v2c_enabled else "off", len(self._users),
                      "" if len(self._users) == 1 else "s")
             self.ready.set()
-            await asyncio.Event().wait()
+            await self.notifier.run()  # runs until cancelled
         finally:
             self.ready.clear()
             if self._v3 is not None:

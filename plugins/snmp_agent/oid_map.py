@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from gateway.model import (
+    Alarm,
     BankSnapshot,
     BusStatus,
     Condition,
@@ -59,6 +60,13 @@ _CELL = BMS_MIB_OID + (1, 5, 1)
 _TEMP = BMS_MIB_OID + (1, 6, 1)
 _ALARMS = BMS_MIB_OID + (1, 7)
 _ALARM = _ALARMS + (2, 1)
+_NOTIFICATIONS = BMS_MIB_OID + (0,)
+
+ALARM_RAISED_OID = _NOTIFICATIONS + (1,)  #: bmsAlarmRaised
+ALARM_CLEARED_OID = _NOTIFICATIONS + (2,)  #: bmsAlarmCleared
+HEARTBEAT_OID = _NOTIFICATIONS + (3,)  #: bmsHeartbeat
+COLD_START_OID = (1, 3, 6, 1, 6, 3, 1, 1, 5, 1)  #: SNMPv2-MIB coldStart
+SNMP_TRAP_OID_0 = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)  #: SNMPv2-MIB snmpTrapOID.0
 
 _U32 = 2**32
 
@@ -557,21 +565,52 @@ def _module(rows: _Rows, m: ModuleReading, idx: tuple[int, int], now: float,
                 rows.put(CELL_BALANCING, idx + (i,), _TRUE if on else _FALSE)
 
 
+def _alarm_columns(rows: _Rows, a: Alarm) -> None:
+    """The columns an alarm's row and its notifications share (all but RaisedTime)."""
+    idx = (a.seq,)
+    rows.put(ALARM_KIND, idx, a.kind)
+    rows.put(ALARM_SEVERITY, idx, int(a.severity))
+    rows.put(ALARM_MODULE, idx, a.position)
+    rows.put(ALARM_SUB_INDEX, idx, a.sub_index)
+    rows.put(ALARM_VALUE, idx, a.value)
+    rows.put(ALARM_THRESHOLD, idx, a.threshold)
+    rows.put(ALARM_RAISED_AT, idx, encode_date_and_time(a.raised_wall_time))
+    rows.put(ALARM_TEXT, idx, a.text)
+
+
 def _alarms(rows: _Rows, snap: BankSnapshot, opts: BankOptions) -> None:
     rows.put(ALARM_LAST_SEQ, (0,), snap.alarm_last_seq)
     for a in snap.alarms:
         if not 1 <= a.seq < _U32:
             continue
-        idx = (a.seq,)
-        rows.put(ALARM_KIND, idx, a.kind)
-        rows.put(ALARM_SEVERITY, idx, int(a.severity))
-        rows.put(ALARM_MODULE, idx, a.position)
-        rows.put(ALARM_SUB_INDEX, idx, a.sub_index)
-        rows.put(ALARM_VALUE, idx, a.value)
-        rows.put(ALARM_THRESHOLD, idx, a.threshold)
-        rows.put(ALARM_RAISED_AT, idx, encode_date_and_time(a.raised_wall_time))
-        rows.put(ALARM_RAISED_TIME, idx, timestamp_ticks(a.raised_at, opts.started_at))
-        rows.put(ALARM_TEXT, idx, a.text)
+        _alarm_columns(rows, a)
+        rows.put(ALARM_RAISED_TIME, (a.seq,), timestamp_ticks(a.raised_at, opts.started_at))
+
+
+def make_alarm_notification_variables(alarm: Alarm, last_seq: int) -> list[Variable]:
+    """The varbinds of bmsAlarmRaised/bmsAlarmCleared after sysUpTime and snmpTrapOID:
+    the NOTIFICATION-TYPE's OBJECTS in their order with the alarm's sequence number as
+    instance, then bmsAlarmLastSeq.0 (``last_seq``: the raise's or the clear's number).
+    bmsAlarmValue and bmsAlarmThreshold are left out when the alarm has none, as in the
+    table; nothing is ever sent as 0 for unknown."""
+    rows = _Rows()
+    if 1 <= alarm.seq < _U32:
+        _alarm_columns(rows, alarm)
+    rows.put(ALARM_LAST_SEQ, (0,), last_seq)
+    return rows.items
+
+
+def make_heartbeat_variables(snapshot: BankSnapshot | None) -> list[Variable]:
+    """The varbinds of bmsHeartbeat after sysUpTime and snmpTrapOID (its OBJECTS, .0)."""
+    rows = _Rows()
+    z = (0,)
+    if snapshot is not None and snapshot.modules:
+        rows.put(BANK_WORST_STATUS, z, int(max(m.status for m in snapshot.modules)))
+    alarms = snapshot.alarms if snapshot is not None else ()
+    rows.put(BANK_WORST_SEVERITY, z, int(worst_severity(a.severity for a in alarms)))
+    rows.put(BANK_ACTIVE_ALARMS, z, len(alarms))
+    rows.put(ALARM_LAST_SEQ, z, snapshot.alarm_last_seq if snapshot is not None else 0)
+    return rows.items
 
 
 def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,

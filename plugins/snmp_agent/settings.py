@@ -71,6 +71,100 @@ class SystemSettings(Section):
         None, max_length=255, description="sysDescr; default: product and version")
 
 
+class Receiver(Section):
+    """A trap receiver (NMS): SNMPv2c traps, or SNMPv3 informs (authPriv, acknowledged
+    and retried). SNMPv3 traps are not offered: the receiver would have to be configured
+    with the gateway's engine ID, and an unacknowledged trap may be lost unnoticed."""
+
+    host: str = pydantic.Field(description="IPv4 address of the receiver")
+    port: int = pydantic.Field(162, ge=1, le=65535)
+    version: Literal["v2c", "v3"] = pydantic.Field(
+        description="v2c: SNMPv2-Trap; v3: InformRequest, authPriv (SHA-256 + AES-128)")
+    community: pydantic.SecretStr | None = pydantic.Field(
+        None, description="v2c: the community the traps carry; use ${ENV_VAR}")
+    user: str | None = pydantic.Field(None, pattern=r"^[A-Za-z0-9_.@-]{1,32}$",
+                                      description="v3: the USM user the receiver knows")
+    auth_key: pydantic.SecretStr | None = pydantic.Field(
+        None, description="v3: authentication passphrase (HMAC-SHA-256), 8 characters or more")
+    priv_key: pydantic.SecretStr | None = pydantic.Field(
+        None, description="v3: privacy passphrase (AES-128), 8 characters or more")
+    timeout_s: float = pydantic.Field(
+        2.0, ge=0.1, le=60, description="v3: wait this long for the acknowledgement")
+    retries: int = pydantic.Field(
+        3, ge=0, le=10, description="v3: resend an unacknowledged inform this often, then "
+        "keep it queued and try again later")
+    queue_size: int = pydantic.Field(
+        500, ge=1, le=100_000, description="v3: informs waiting for this receiver; when "
+        "full, the oldest is dropped (and counted)")
+
+    @pydantic.field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> Receiver:
+        if self.version == "v2c":
+            if self.user or self.auth_key or self.priv_key:
+                raise ValueError("user, auth_key and priv_key are for version v3")
+            if self.community is None:
+                raise ValueError("a v2c receiver needs a community")
+            if not 1 <= len(self.community.get_secret_value().encode()) <= 64:
+                raise ValueError("the community must be 1 to 64 octets")
+        else:
+            if self.community is not None:
+                raise ValueError("community is for version v2c")
+            if not (self.user and self.auth_key and self.priv_key):
+                raise ValueError("a v3 receiver needs user, auth_key and priv_key")
+            for name in ("auth_key", "priv_key"):
+                if len(getattr(self, name).get_secret_value()) < 8:
+                    raise ValueError(f"{name}: a USM passphrase needs at least 8 characters "
+                                     "(RFC 3414)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"{self.version} {self.host}:{self.port}"
+
+    def identity(self) -> tuple:
+        """Everything that makes this receiver what it is (secrets included)."""
+        def secret(v: pydantic.SecretStr | None) -> str | None:
+            return None if v is None else v.get_secret_value()
+        return (self.host, self.port, self.version, secret(self.community), self.user,
+                secret(self.auth_key), secret(self.priv_key), self.timeout_s, self.retries,
+                self.queue_size)
+
+
+class NotificationSettings(Section):
+    """Notifications: alarm raises and clears, the heartbeat and coldStart."""
+
+    receivers: list[Receiver] = pydantic.Field(default_factory=list)
+    heartbeat_interval_s: float = pydantic.Field(
+        300, ge=0, le=86_400, description="send bmsHeartbeat this often; 0 = never")
+    cold_start: bool = pydantic.Field(True, description="send coldStart when the agent starts")
+    rate_limit_per_s: float = pydantic.Field(
+        2.0, gt=0, le=10_000, description="alarm notifications per second, sustained, over "
+        "all receivers; the excess is dropped, counted and logged")
+    rate_limit_burst: int = pydantic.Field(
+        20, ge=1, le=100_000, description="alarm notifications allowed at once before the "
+        "sustained rate applies")
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> NotificationSettings:
+        if 0 < self.heartbeat_interval_s < 1:
+            raise ValueError("heartbeat_interval_s must be 0 (off) or at least 1")
+        seen = set()
+        for r in self.receivers:
+            key = (r.host, r.port)
+            if key in seen:
+                raise ValueError(f"receiver {r.host}:{r.port} is listed twice")
+            seen.add(key)
+        return self
+
+
 class SnmpAgentSettings(Section):
     """The ``snmp_agent:`` section."""
 
@@ -90,6 +184,7 @@ class SnmpAgentSettings(Section):
     serve_stale: bool = pydantic.Field(
         False, description="serve a stale module's last measurements (status stale) "
         "instead of leaving them out")
+    notifications: NotificationSettings = pydantic.Field(default_factory=NotificationSettings)
     bus_numbers: dict[str, int] = pydantic.Field(
         default_factory=dict, description="pin bmsBusIndex per bus name; unlisted buses "
         "are numbered in configuration order")
