@@ -327,7 +327,9 @@ class _Observer:
     def bms(self, m: ModuleReading) -> None:
         b = m.bms
         assert b is not None
-        if not (b.warnings or b.protections or b.faults or b.unclassified):
+        #: unknown bits of trouble fields; unknown state/config bits are kept but no alarm
+        unknown = tuple(raw for raw in b.unclassified if raw.alarm)
+        if not (b.warnings or b.protections or b.faults or unknown):
             return
         p = m.position
         flags: list[tuple[str, str]] = []
@@ -345,7 +347,7 @@ class _Observer:
             self.put(kind, p, _rule_obs(rule, Level.RAISE, f"module {p} BMS {group}: "
                                         f"{catalog.BMS[kind][1]}", severity=severity))
         rule, severity = self.s.bms_rule(catalog.UNCLASSIFIED)
-        for raw in b.unclassified:
+        for raw in unknown:
             self.put(catalog.UNCLASSIFIED, p, _rule_obs(
                 rule, Level.RAISE, f"module {p} unclassified BMS flag {raw.field} bit {raw.bit}",
                 severity=severity, value=raw.bit), detail=f"{raw.field}:{raw.bit}")

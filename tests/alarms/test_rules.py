@@ -276,6 +276,16 @@ def test_an_unknown_bms_bit_is_an_alarm_with_its_raw_position(alarm_bank):
     assert [(t.action, t.alarm.value) for t in out] == [(CLEARED, 3)]
 
 
+def test_unknown_bits_of_state_fields_are_kept_but_raise_nothing(alarm_bank):
+    d = alarm_bank.Driver({"bms_unclassified": {"clear_delay_s": 0}})
+    m = alarm_bank.module
+    state_bit = RawFlag(field="instruction_state", bit=3, alarm=False)  # healthy PACE 0x0E
+    assert d.step(0, [m(5, bms=BmsStatus(unclassified=(state_bit,)))]) == []
+    out = d.step(1, [m(5, bms=BmsStatus(unclassified=(state_bit,
+                                                      RawFlag(field="fault_state", bit=7))))])
+    assert [(t.alarm.kind, t.alarm.value) for t in out] == [("bms_unclassified_flag", 7)]
+
+
 def test_bms_severity_can_be_set_per_kind(alarm_bank):
     d = alarm_bank.Driver({"bms_severity": {"fault_heater": "minor"}})
     (t,) = d.step(0, [alarm_bank.module(1, bms=BmsStatus(faults=Fault.HEATER))])
