@@ -166,7 +166,8 @@ def make_parser(commands: Sequence[Command], selected: str | None = None
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                         type=str.upper, help="logging threshold (default INFO)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # dest "subcommand": a plugin command may well have an option called --command
+    sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run the gateway")
     p.add_argument("-c", "--config", metavar="FILE",
@@ -201,16 +202,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser(commands, selected_command(argv))
     args = parser.parse_args(argv)  # exits 2 on usage errors
     configure_logging(args.log_level)
-    if args.command == "run":
+    if args.subcommand == "run":
         return _cmd_run(args, pm)
-    if args.command == "check-config":
+    if args.subcommand == "check-config":
         return _cmd_check_config(args, pm)
-    if args.command == "plugins":
+    if args.subcommand == "plugins":
         return _cmd_plugins(args, pm, infos)
     for cmd in commands:
-        if cmd.name == args.command:
+        if cmd.name == args.subcommand:
             return cmd.run(args)
-    parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse checks
+    parser.error(f"unknown command {args.subcommand!r}")  # pragma: no cover - argparse checks
     return EXIT_USAGE  # pragma: no cover
 
 

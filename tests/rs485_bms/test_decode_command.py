@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
+import subprocess
 
 import pytest
 
-from plugins.rs485_bms import decode_command
+from gateway import cli
 from plugins.rs485_bms.protocol import Frame, encode_frame
 
 # The vectors whose VER/CID1 (0x20/0x46) is ambiguous and whose payload fits both families.
@@ -19,11 +19,10 @@ NEEDS_COMMAND = {"pylon_us3000c_4f_version"}
 
 
 def _run(argv: list[str], capsys, stdin: str | None = None, monkeypatch=None):
-    parser = argparse.ArgumentParser(prog="bms-gateway decode")
-    decode_command.add_arguments(parser)
+    """``bms-gateway decode ARGV`` through the real command line (gateway.cli.main)."""
     if stdin is not None:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    status = decode_command.run(parser.parse_args(argv))
+    status = cli.main(["decode", *argv])
     return status, capsys.readouterr().out
 
 
@@ -200,13 +199,26 @@ def test_argument_without_a_frame(capsys):
     assert status == 1 and view["error"] == "no_frame"
 
 
-def test_command_option_rejects_non_hex():
-    parser = argparse.ArgumentParser()
-    decode_command.add_arguments(parser)
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--command", "zz"])
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--command", "100"])
+def test_command_option_rejects_non_hex(capsys):
+    for bad in ("zz", "100"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["decode", "--command", bad, "~25014642E00201FD30"])
+        assert exc.value.code == 2
+        assert "CID2" in capsys.readouterr().err
+
+
+def test_the_installed_script_decodes_from_arguments_and_stdin(gateway_cmd):
+    """The console script itself, as a user runs it (the --command option once shadowed
+    the subcommand's name and every decode exited 2)."""
+    frame = "~25014642E00201FD30"
+    out = subprocess.run([*gateway_cmd, "decode", "--json", "--command", "42", frame],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["type"] == "request"
+    out = subprocess.run([*gateway_cmd, "decode", "--json"], input=f"rx: {frame}\n",
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["type"] == "request"
 
 
 def test_same_payload_in_both_0x20_families_asks_for_the_family(capsys):
