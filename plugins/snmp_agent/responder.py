@@ -9,8 +9,7 @@ RFC 3416 section 4.2 to one request:
 * GETNEXT (4.2.2): the lexicographic successor, endOfMibView past the last variable;
 * GETBULK (4.2.3): non-repeaters then repetitions; stops after an iteration whose
   repeaters are all endOfMibView (no rescans past the end of the view), and truncates
-  the varbind list to the size budget. tooBig only when even the non-repeaters'
-  results do not fit;
+  the varbind list from the end to the size budget, down to none: never tooBig;
 * SET (4.2.5): refused with noAccess at the first varbind: every principal's write
   view is empty;
 * GET/GETNEXT replies that do not fit the budget become tooBig with an empty
@@ -143,10 +142,11 @@ def _bulk(table: Table, oids: Sequence[OID], non_repeaters: int, max_repetitions
     used = 0
     for oid in oids[:n]:
         item = table.get_next(oid)
-        used += len(table.item_bytes(item))
+        size = len(table.item_bytes(item))
+        if used + size > budget:  # RFC 3416 4.2.3: fewer varbinds, never tooBig
+            return Outcome(items=tuple(items))
+        used += size
         items.append(item)
-    if used > budget:
-        return TOO_BIG
     repeaters = oids[n:]
     if not repeaters:
         return Outcome(items=tuple(items))
