@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from gateway.bank import make_bank_aggregates
-from gateway.model import BankSnapshot, BusStatus, Event, ModuleReading, ModuleStatus
+from gateway.model import BankSnapshot, BusStatus, Event, ModuleReading
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,20 @@ class Processor(Protocol):
 
 def _aged(m: ModuleReading, now: float) -> ModuleReading:
     """``m`` with status STALE if its data outlived the source's stale age."""
-    if (m.status is ModuleStatus.OK and m.stale_after_s is not None
-            and m.updated_at is not None and now - m.updated_at > m.stale_after_s):
-        return dataclasses.replace(m, status=ModuleStatus.STALE)
-    return m
+    status = m.status_at(now)
+    return m if status is m.status else dataclasses.replace(m, status=status)
+
+
+def age_snapshot(snapshot: BankSnapshot, now: float) -> BankSnapshot:
+    """``snapshot`` as it stands at ``now``: modules whose data outlived their stale age
+    are STALE and the bank aggregates leave them out. The hub republishes at least once
+    a second, so this normally returns ``snapshot`` itself; north plugins call it so that
+    a hub that stopped publishing can never leave old values live."""
+    modules = tuple(_aged(m, now) for m in snapshot.modules)
+    if all(a is m for a, m in zip(modules, snapshot.modules)):
+        return snapshot
+    return dataclasses.replace(snapshot, modules=modules, bank=make_bank_aggregates(
+        modules, alarmed_positions=(a.position for a in snapshot.alarms)))
 
 
 class SnapshotWatch:

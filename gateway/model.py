@@ -222,6 +222,14 @@ class ModuleReading:
         """Age of the last good data at monotonic time ``now``; None if never seen."""
         return None if self.updated_at is None else max(0.0, now - self.updated_at)
 
+    def status_at(self, now: float) -> ModuleStatus:
+        """The status at monotonic time ``now``: STALE once live data has outlived
+        ``stale_after_s``, whatever ``status`` says."""
+        if (self.status is ModuleStatus.OK and self.stale_after_s is not None
+                and self.updated_at is not None and now - self.updated_at > self.stale_after_s):
+            return ModuleStatus.STALE
+        return self.status
+
     @property
     def is_live(self) -> bool:
         return self.status is ModuleStatus.OK

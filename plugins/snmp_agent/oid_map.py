@@ -15,7 +15,8 @@ served only while its status is OK (or STALE when the agent is configured to ser
 data); stale and offline modules keep their row with status, link state, data age,
 identity and counters; a never-seen module has status, link state, position and
 counters only. A value that is unknown (``None``) or outside the range the MIB declares
-is absent (the agent answers noSuchInstance), never 0 and never clamped.
+is absent (the agent answers noSuchInstance), never 0 and never clamped (a Gauge32 above
+its maximum latches there, as RFC 2578 defines).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from gateway.hub import age_snapshot
 from gateway.model import (
     Alarm,
     BankSnapshot,
@@ -400,7 +402,9 @@ class _Rows:
             if syntax is Syntax.COUNTER32:
                 value %= _U32
             elif syntax is Syntax.GAUGE32:
-                value = min(max(value, 0), _U32 - 1)  # a gauge latches at its maximum
+                if value < 0:  # not a count: garbage from the BMS, left out
+                    return
+                value = min(value, _U32 - 1)  # a gauge latches at its maximum (RFC 2578)
             elif not (obj.low <= value <= obj.high):  # type: ignore[operator]
                 return
             self.items.append(Variable(oid, syntax, int(value)))
@@ -442,9 +446,12 @@ def _gateway(rows: _Rows, snap: BankSnapshot, now: float, opts: BankOptions) -> 
     rows.put(GW_UPTIME, (0,), uptime_ticks(now, opts.started_at))
     cycles = [b.last_cycle_ms for b in snap.buses if b.last_cycle_ms is not None]
     rows.put(GW_POLL_CYCLE_TIME, (0,), max(cycles) if cycles else None)
-    ends = [b.last_cycle_at for b in snap.buses]
-    if ends and all(e is not None for e in ends):
-        rows.put(GW_LAST_CYCLE_AGE, (0,), _age_s(now, min(ends)))  # type: ignore[type-var]
+    # a bus that has not completed a cycle yet counts from the start: the age keeps
+    # growing while a bus is stuck, instead of the object staying absent
+    ends = [b.last_cycle_at if b.last_cycle_at is not None else opts.started_at
+            for b in snap.buses]
+    if ends:
+        rows.put(GW_LAST_CYCLE_AGE, (0,), _age_s(now, min(ends)))
     for obj, name in zip(GW_COUNTERS, _COUNTER_FIELDS):
         rows.put(obj, (0,), sum(getattr(b.counters, name) for b in snap.buses))
     rows.put(GW_RECONNECTS, (0,), sum(b.reconnects for b in snap.buses))
@@ -627,6 +634,7 @@ def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,
         rows.put(GW_SOFTWARE_VERSION, (0,), options.software_version)
         rows.put(GW_UPTIME, (0,), uptime_ticks(now, options.started_at))
     else:
+        snapshot = age_snapshot(snapshot, now)  # the guard against a hub that stopped
         _gateway(rows, snapshot, now, options)
         _bank(rows, snapshot)
         _buses(rows, snapshot, now, bus_numbers)

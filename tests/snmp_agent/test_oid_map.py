@@ -197,6 +197,31 @@ def test_gateway_scalars_and_bus_table(bank_snapshot):
     assert tbl[om.BUS_COUNTERS[7].oid + (1,)] == (Syntax.COUNTER32, 77)  # garbage bytes
 
 
+def test_a_bus_without_a_complete_cycle_ages_from_the_start(bank_snapshot):
+    stuck = dataclasses.replace(bank_snapshot.buses[1], last_cycle_at=None, last_cycle_ms=None)
+    snap = dataclasses.replace(bank_snapshot, buses=(bank_snapshot.buses[0], stuck))
+    tbl, _ = table(snap, now=T0 + 50.0)
+    assert value(tbl, om.GW_LAST_CYCLE_AGE) == (Syntax.GAUGE32, 60)  # started at T0 - 10
+    assert om.BUS_LAST_CYCLE_AGE.oid + (2,) not in tbl  # the bus's own age is unknown
+
+
+def test_live_data_past_its_stale_age_is_served_stale_even_if_the_hub_stopped(bank_snapshot):
+    m = bank_snapshot.module(1)
+    assert m.status is ModuleStatus.OK
+    snap = dataclasses.replace(bank_snapshot, modules=(
+        dataclasses.replace(m, stale_after_s=30.0),) + bank_snapshot.modules[1:])
+    tbl, _ = table(snap)
+    assert tbl[col(om.MOD_STATUS, 1, 1)] == (Syntax.INTEGER, int(ModuleStatus.OK))
+    assert col(om.MOD_VOLTAGE, 1, 1) in tbl
+    current = value(tbl, om.BANK_CURRENT)[1]
+    later = m.updated_at + 31.0  # the hub published nothing since
+    tbl, _ = table(snap, now=later)
+    assert tbl[col(om.MOD_STATUS, 1, 1)] == (Syntax.INTEGER, int(ModuleStatus.STALE))
+    assert col(om.MOD_VOLTAGE, 1, 1) not in tbl
+    assert value(tbl, om.BANK_CURRENT)[1] == current - m.telemetry.current_ma
+    assert value(tbl, om.BANK_MODULES_ONLINE) == (Syntax.GAUGE32, 8)
+
+
 def test_ages_follow_the_injected_clock(bank_snapshot):
     later, _ = table(bank_snapshot, now=T0 + 60.0)
     assert later[col(om.MOD_DATA_AGE, 1, 1)] == (Syntax.GAUGE32, 62)
@@ -273,7 +298,7 @@ def test_out_of_range_values_are_left_out(bank_snapshot):
     assert col(om.MOD_VOLTAGE, 1, 1) not in tbl
     assert col(om.CELL_VOLTAGE, 1, 1, 2) not in tbl
     assert tbl[col(om.CELL_VOLTAGE, 1, 1, 1)] == (Syntax.INTEGER, 3300)
-    assert tbl[col(om.MOD_CYCLES, 1, 1)] == (Syntax.GAUGE32, 0)  # a gauge latches at 0
+    assert col(om.MOD_CYCLES, 1, 1) not in tbl  # a negative count is garbage, not 0
 
 
 def test_before_the_first_snapshot_only_the_gateway_speaks():
