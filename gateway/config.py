@@ -99,6 +99,18 @@ class ConfigDocument:
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
     secrets: set[Path_] = field(default_factory=set)
+    #: what reading found (duplicate keys, unset ${ENV}, aliases); validation reports
+    #: these together with its own, so that every problem is listed at once
+    problems: list[Problem] = field(default_factory=list)
+
+    def merge_problems(self, found: list[Problem]) -> list[Problem]:
+        """The reading problems plus ``found``, less validation problems at or below a
+        path that already has a reading problem (an unset variable reads as "", which
+        would be reported again as an invalid value)."""
+        read = [p.path for p in self.problems if p.path]
+        extra = [p for p in found
+                 if not any(p.path == r or p.path.startswith(r + ".") for r in read)]
+        return sorted([*self.problems, *extra], key=lambda p: (p.line or 0, p.path))
 
     def line_of(self, path: Path_) -> int | None:
         """Line of ``path``, or of its closest ancestor that has one."""
@@ -161,7 +173,9 @@ def _to_python(node: yaml.Node, path: Path_, doc: ConfigDocument, loader: _Loade
 
 def parse_yaml(text: str, file: str, *, environ: typing.Mapping[str, str] | None = None
                ) -> ConfigDocument:
-    """Parse ``text``; raise :class:`ConfigError` with every problem found."""
+    """Parse ``text``. A YAML syntax error raises :class:`ConfigError` at once; what is
+    wrong with the content (duplicate keys, unset variables) is kept in
+    ``doc.problems`` and raised by the validation, with its own problems."""
     environ = os.environ if environ is None else environ
     doc = ConfigDocument(file=file, data=None)
     problems: list[Problem] = []
@@ -181,11 +195,10 @@ def parse_yaml(text: str, file: str, *, environ: typing.Mapping[str, str] | None
         raise ConfigError([Problem(file, None, "", f"YAML error: {exc}")]) from None
     finally:
         loader.dispose()
-    if problems:
-        raise ConfigError(problems)
+    doc.problems = problems
     if not isinstance(doc.data, dict):
-        raise ConfigError([Problem(file, doc.line_of(()), "",
-                                   "the configuration must be a mapping of sections")])
+        raise ConfigError([*problems, Problem(file, doc.line_of(()), "",
+                                              "the configuration must be a mapping of sections")])
     return doc
 
 
@@ -244,13 +257,34 @@ class GatewayConfig:
         return name in self.sections
 
     def redacted(self) -> dict[str, Any]:
-        """The configuration as given, with every secret replaced by ``********``."""
-        return redact(self.document)
+        """The configuration as given, with every secret replaced by ``********``: each
+        value that came from the environment, and each value of a secret field
+        (``pydantic.SecretStr``: communities, passphrases) even when written in clear."""
+        secrets = set(self.document.secrets)
+        for name, model in self.sections.items():
+            secrets |= _secret_paths(model, (name,))
+        return redact(self.document, secrets)
 
 
-def redact(doc: ConfigDocument) -> Any:
+def _secret_paths(value: Any, path: Path_) -> set[Path_]:
+    """The paths of every ``SecretStr`` inside a validated model."""
+    if isinstance(value, pydantic.SecretStr):
+        return {path}
+    if isinstance(value, pydantic.BaseModel):
+        return {p for k in type(value).model_fields
+                for p in _secret_paths(getattr(value, k), path + (k,))}
+    if isinstance(value, (list, tuple)):
+        return {p for i, v in enumerate(value) for p in _secret_paths(v, path + (i,))}
+    if isinstance(value, dict):
+        return {p for k, v in value.items() for p in _secret_paths(v, path + (k,))}
+    return set()
+
+
+def redact(doc: ConfigDocument, secrets: typing.Collection[Path_] | None = None) -> Any:
+    secrets = doc.secrets if secrets is None else secrets
+
     def walk(value: Any, path: Path_) -> Any:
-        if path in doc.secrets:
+        if path in secrets:
             return REDACTED
         if isinstance(value, dict):
             return {k: walk(v, path + (k,)) for k, v in value.items()}
@@ -341,9 +375,13 @@ def validation_problems(doc: ConfigDocument, exc: pydantic.ValidationError,
 def validate_model(doc: ConfigDocument, model: type[pydantic.BaseModel]) -> Any:
     """Validate a whole document against one model (scenario files and the like)."""
     try:
-        return model.model_validate(doc.data)
+        value = model.model_validate(doc.data)
     except pydantic.ValidationError as exc:
-        raise ConfigError(validation_problems(doc, exc, model, doc.data)) from None
+        raise ConfigError(doc.merge_problems(
+            validation_problems(doc, exc, model, doc.data))) from None
+    if doc.problems:
+        raise ConfigError(doc.merge_problems([]))
+    return value
 
 
 def validate_document(doc: ConfigDocument, models: dict[str, type[pydantic.BaseModel]]
@@ -386,9 +424,8 @@ def validate_document(doc: ConfigDocument, models: dict[str, type[pydantic.BaseM
             core = validated
         elif key not in disabled:
             sections[key] = validated
-    if problems:
-        problems.sort(key=lambda p: (p.line or 0, p.path))
-        raise ConfigError(problems)
+    if problems or doc.problems:
+        raise ConfigError(doc.merge_problems(problems))
     return GatewayConfig(file=doc.file, core=core, sections=sections,
                          disabled=frozenset(disabled), document=doc)
 
