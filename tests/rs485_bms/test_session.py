@@ -130,3 +130,24 @@ def test_cancel(session):
     assert session.outstanding is None
     assert session.receive(ANSWER, now=10.1) == []
     assert session.send(REQUEST, now=10.2, timeout_s=0.1)
+
+
+def test_another_masters_requests_are_dropped_not_taken_for_answers(session):
+    """bms-protocol.md 1.4 step 4: a second master polls the same wires. Its 0x44 to
+    our ADR (CID2 0x44 would read as an undocumented RTN) and its 0x42 to another ADR
+    are requests, not answers: dropped and counted; our answer still matches."""
+    to_us = encode_frame(Frame(ver=0x25, adr=1, cid1=0x46, cid2=0x44, info=b"\x01"))
+    to_other = encode_frame(Frame(ver=0x25, adr=7, cid1=0x46, cid2=0x42, info=b"\x07"))
+    assert session.receive(to_us + to_other, now=10.1) == []
+    assert session.counters.foreign_requests == 2 and session.outstanding == REQUEST
+    assert session.counters.rtn_errors == 0 and session.counters.wrong_address == 0
+    [event] = session.receive(ANSWER, now=10.2)
+    assert isinstance(event, Answer)
+
+
+def test_documented_return_codes_still_end_the_transaction(session):
+    """0x90 is a PACE command but also Pylontech's documented 'ADR error' return code:
+    an answer carrying it is an RTN error, not a foreign request."""
+    [event] = session.receive(_answer(cid2=0x90, info=b""), now=10.1)
+    assert isinstance(event, RtnError) and event.rtn == 0x90
+    assert session.counters.foreign_requests == 0 and session.outstanding is None

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from plugins.rs485_bms.protocol.errors import (
+    RTN_MEANINGS,
     AddressError,
     ChecksumError,
     CidError,
@@ -34,6 +35,15 @@ from plugins.rs485_bms.protocol.reader import FrameReader
 
 #: The value in the RTN position of a Seplos slave's answer to its master's 0x5A poll.
 INTRA_PACK_RTN = 0x5A
+FIRST_COMMAND_CID2 = 0x40  #: YD/T 1363.3 command codes start here; return codes stay below
+
+
+def is_foreign_request(frame: Frame) -> bool:
+    """True for a request, not an answer: its CID2 is a command code and no documented
+    return code (another master polling the same wires, bms-protocol.md 1.4 step 4). An
+    undocumented return code of 0x40 or more is taken for a request too: the transaction
+    then ends in a timeout rather than a wrong error."""
+    return frame.cid2 >= FIRST_COMMAND_CID2 and frame.cid2 not in RTN_MEANINGS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +78,7 @@ class SessionCounters:
     intra_pack: int = 0  #: Seplos 0x5A records skipped
     echoes: int = 0  #: our own request read back
     unsolicited: int = 0  #: frames while nothing was outstanding
+    foreign_requests: int = 0  #: requests another master sent on the same wires
 
 
 class Session:
@@ -136,6 +147,9 @@ class Session:
             return []
         if item == request:
             c.echoes += 1
+            return []
+        if is_foreign_request(item):
+            c.foreign_requests += 1
             return []
         if item.adr != request.adr:
             c.wrong_address += 1
