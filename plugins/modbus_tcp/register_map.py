@@ -226,11 +226,15 @@ BANK_BLOCK = Layout("bank", [
     *_position_bitmap("modules_minor", "module positions with an active minor alarm"),
     *_position_bitmap("modules_warning", "module positions with an active warning alarm"),
     *_position_bitmap("modules_protection", "live module positions whose BMS reports a "
-                      "protection"),
-    *_position_bitmap("modules_fault", "live module positions whose BMS reports a fault"),
-    *_flag_pair("bank_warnings", Condition, "BMS warnings of any live module (OR)"),
-    *_flag_pair("bank_protections", Condition, "BMS protections of any live module (OR)"),
-    *_flag_pair("bank_faults", Fault, "BMS faults of any live module (OR)"),
+                      "protection (not implemented while no module is live)"),
+    *_position_bitmap("modules_fault", "live module positions whose BMS reports a fault "
+                      "(not implemented while no module is live)"),
+    *_flag_pair("bank_warnings", Condition, "BMS warnings of any live module (OR; not "
+                "implemented while no module is live)"),
+    *_flag_pair("bank_protections", Condition, "BMS protections of any live module (OR; "
+                "not implemented while no module is live)"),
+    *_flag_pair("bank_faults", Fault, "BMS faults of any live module (OR; not implemented "
+                "while no module is live)"),
 ])
 
 COUNTERS = ("frames_ok", "timeouts", "checksum_errors", "format_errors", "rtn_errors",
@@ -520,19 +524,20 @@ def make_bank_values(view: BankView, now: float) -> dict[str, object]:
     for prefix, sev in (("modules_critical", Severity.CRITICAL), ("modules_major", Severity.MAJOR),
                         ("modules_minor", Severity.MINOR), ("modules_warning", Severity.WARNING)):
         v.update(_bitmap(prefix, (a.position for a in by_severity[sev])))
-    v.update(_bitmap("modules_protection",
-                     (m.position for m in live if m.bms is not None and m.bms.protections)))
-    v.update(_bitmap("modules_fault",
-                     (m.position for m in live if m.bms is not None and m.bms.faults)))
-    warn = prot = fault = 0
-    for m in live:
-        if m.bms is not None:
-            warn |= m.bms.warnings
-            prot |= m.bms.protections
-            fault |= m.bms.faults
-    v.update(_flags("bank_warnings", warn))
-    v.update(_flags("bank_protections", prot))
-    v.update(_flags("bank_faults", fault))
+    reported = [m.bms for m in live if m.bms is not None]
+    if reported:  # with no live BMS status the flags are unknown, not "none"
+        v.update(_bitmap("modules_protection",
+                         (m.position for m in live if m.bms is not None and m.bms.protections)))
+        v.update(_bitmap("modules_fault",
+                         (m.position for m in live if m.bms is not None and m.bms.faults)))
+        warn = prot = fault = 0
+        for b in reported:
+            warn |= b.warnings
+            prot |= b.protections
+            fault |= b.faults
+        v.update(_flags("bank_warnings", warn))
+        v.update(_flags("bank_protections", prot))
+        v.update(_flags("bank_faults", fault))
     if not view.ok:
         return v
     b = snap.bank

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -204,6 +205,16 @@ def test_not_live_module_registers_are_the_sunspec_sentinels(snapshot, clock, mb
     assert block.values[o["warnings_bits_0_15"]] == 0xFFFF
 
 
+def test_bank_flags_are_unknown_not_none_while_no_module_is_live(snapshot, clock):
+    f = bank_fields(image_of(snapshot, clock.now))
+    assert f["bank_faults_bits_0_15"] is not None and f["modules_fault_1_16"] is not None
+    later = bank_fields(image_of(snapshot, clock.now + 10 * STALE_AFTER))  # all stale
+    assert later["modules_live"] == 0
+    for name in ("bank_warnings_bits_0_15", "bank_protections_bits_0_15",
+                 "bank_faults_bits_0_15", "modules_protection_1_16", "modules_fault_1_16"):
+        assert later[name] is None, name  # the sentinel: unknown, not "no fault"
+
+
 def test_serial_is_served_whatever_the_status(snapshot, clock, mb):
     assert module_fields(image_of(snapshot, clock.now), mb.OFFLINE)["serial"] == "PK24000008"
     assert module_fields(image_of(snapshot, clock.now), mb.NEVER_SEEN)["serial"] is None
@@ -400,6 +411,22 @@ def test_register_map_contract_is_locked():
     `python -m plugins.modbus_tcp.register_map --json > tests/modbus_tcp/data/register_map.json`
     and `... --markdown > docs/register_map.md`."""
     assert json.loads(LOCK.read_text()) == rm.contract()
+
+
+#: sha256 of the contract (less map_version) of every released MAP_VERSION. A layout that
+#: changes without a new MAP_VERSION fails below; a new version adds its line here.
+RELEASED_LAYOUTS = {
+    1: "4caae8652275d4e03898216a5bee1175f9027dba88218336042cba2927ca8b1a",
+}
+
+
+def test_a_changed_layout_needs_a_new_map_version():
+    contract = rm.contract()
+    contract.pop("map_version")
+    digest = hashlib.sha256(json.dumps(contract, sort_keys=True).encode()).hexdigest()
+    assert RELEASED_LAYOUTS.get(rm.MAP_VERSION) == digest, (
+        f"the register layout changed: bump MAP_VERSION (now {rm.MAP_VERSION}) and record "
+        f"{digest} for the new version in RELEASED_LAYOUTS")
 
 
 def test_lock_has_the_version_it_describes():
