@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev
+# benchmarks/modbus_read.py builds a small libmodbus server with the C compiler
+BENCH_DEBS := $(DEBS) gcc libc6-dev
 STAMP := $(VENV)/.installed
 
 .PHONY: run test venv debs bench clean
@@ -27,7 +29,7 @@ $(STAMP): pyproject.toml
 
 # The Debian packages the tests talk to (net-snmp tools, smilint, mbpoll, libmodbus).
 debs:
-	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	@missing=$$(for p in $(or $(PACKAGES),$(DEBS)); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages: $$missing"; \
@@ -37,7 +39,8 @@ debs:
 	  fi; \
 	fi
 
-bench: $(STAMP) debs
+bench: $(STAMP)
+	@$(MAKE) --no-print-directory debs PACKAGES="$(BENCH_DEBS)"
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
