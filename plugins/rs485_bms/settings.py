@@ -168,6 +168,10 @@ class Rs485Settings(Section):
         names = [b.name for b in self.buses]
         if len(set(names)) != len(names):
             raise ValueError("bus names must be unique")
+        ports = [b.port for b in self.buses if b.port is not None]
+        for port in sorted({p for p in ports if ports.count(p) > 1}):
+            raise ValueError(f"port {port} is given to two buses: one port has one owner "
+                             "(list every module of that line under one bus)")
         return self
 
     def positions(self) -> list[tuple[BusSettings, int, int]]:

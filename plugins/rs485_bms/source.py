@@ -202,10 +202,10 @@ class BusPoller:
             states[link.state.value] = states.get(link.state.value, 0) + 1
         if b is None or b.voltage_mean_mv is None:
             figures = "no live data in the bank"
-        else:
-            figures = (f"{b.voltage_mean_mv / 1000:.2f} V, "
-                       f"{(b.current_ma or 0) / 1000:+.2f} A, "
-                       f"SOC {'-' if b.soc_permille is None else f'{b.soc_permille / 10:.1f} %'}, "
+        else:  # the whole bank's figures (every bus), unknown shown as '-', never 0
+            current = "-" if b.current_ma is None else f"{b.current_ma / 1000:+.2f}"
+            soc = "-" if b.soc_permille is None else f"{b.soc_permille / 10:.1f}"
+            figures = (f"bank {b.voltage_mean_mv / 1000:.2f} V, {current} A, SOC {soc} %, "
                        f"cells {b.cell_min_mv}-{b.cell_max_mv} mV")
         live = sum(1 for m in (snap.modules if snap else ())
                    if m.bus == self.settings.name and m.is_live)

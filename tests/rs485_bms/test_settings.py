@@ -62,6 +62,10 @@ def test_simulated_bus_addresses_default_to_its_packs():
      "gw.yaml:3: rs485_bms.buses.0: the simulator does not speak daren_basen"),
     ("rs485_bms:\n  buses:\n    - {name: a, simulate: {}}\n    - {name: a, simulate: {}}\n",
      "gw.yaml:1: rs485_bms: bus names must be unique"),
+    ("rs485_bms:\n  buses:\n    - {name: a, port: /dev/ttyUSB0, addresses: 1-6}\n"
+     "    - {name: b, port: /dev/ttyUSB0, addresses: 7-12}\n",
+     "gw.yaml:1: rs485_bms: port /dev/ttyUSB0 is given to two buses: one port has one owner "
+     "(list every module of that line under one bus)"),
     ("rs485_bms:\n  buses: []\n",
      "gw.yaml:2: rs485_bms.buses: List should have at least 1 item after validation, not 0"),
 ])

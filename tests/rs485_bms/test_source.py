@@ -1,0 +1,34 @@
+"""BusPoller's publishing and its one-line cycle summary (no port, no sleeping)."""
+
+from __future__ import annotations
+
+from gateway.hub import Hub
+from gateway.model import Telemetry
+
+from plugins.rs485_bms.link import ModuleLink
+from plugins.rs485_bms.settings import BusSettings
+from plugins.rs485_bms.source import BusPoller
+
+T0 = 500.0
+
+
+def poller(name: str, positions: list[int], hub: Hub) -> BusPoller:
+    settings = BusSettings(name=name, port="socket://127.0.0.1:1",
+                           addresses=",".join(str(p) for p in positions))
+    links = [ModuleLink(bus=name, address=p, position=p) for p in positions]
+    return BusPoller(settings, links, hub=hub, stale_after_s=30, clock=lambda: T0)
+
+
+def test_the_summary_says_the_figures_are_the_banks_and_never_shows_unknown_as_zero():
+    hub = Hub(clock=lambda: T0, wall_clock=lambda: 0.0)
+    a, b = poller("a", [1, 2], hub), poller("b", [3], hub)
+    a.links[0].succeeded(T0, Telemetry(cell_mv=(3300, 3310), voltage_mv=52_800,
+                                       current_ma=None, soc_permille=None), None)
+    b.links[0].succeeded(T0, Telemetry(cell_mv=(3290,), voltage_mv=52_600), None)
+    for p in (a, b):
+        p.state.connected = True
+        p.publish()
+    line = a.summary()
+    assert "1/2 live" in line and "1 never_seen" in line and "1 online" in line
+    # bank-wide figures, labelled so; the unknown current and SOC are '-', not 0
+    assert line.endswith("bank 52.70 V, - A, SOC - %, cells 3290-3310 mV")
