@@ -50,8 +50,8 @@ SNMPD_GET_OID = (1, 3, 6, 1, 2, 1, 25, 4, 2, 1, 7, 1)  # hrSWRunStatus.1
 
 
 def make_bank(now: float):
-    """A 12 x 16-cell bank as the poller would publish it (one stale, one offline,
-    one never-seen module, discharging currents, two alarms)."""
+    """A 12 x 16-cell bank as the poller would publish it: every module live (the
+    whole MIB is served), discharging currents, two alarms."""
     import dataclasses
 
     from gateway.hub import Hub
@@ -73,10 +73,7 @@ def make_bank(now: float):
     roles = (TempRole.CELL,) * 4 + (TempRole.MOSFET, TempRole.AMBIENT)
     modules = []
     for pos in range(1, 13):
-        status = {5: ModuleStatus.STALE, 9: ModuleStatus.OFFLINE}.get(pos, ModuleStatus.OK)
-        if pos == 12:
-            modules.append(ModuleReading(bus="bank1", address=pos, position=pos))
-            continue
+        status = ModuleStatus.OK
         cells = tuple(3300 + (pos * 5 + i * 7) % 40 for i in range(16))
         modules.append(ModuleReading(
             bus="bank1", address=pos, position=pos, status=status,
