@@ -52,8 +52,10 @@ def test_ctrl_c_stops_cleanly_with_exit_0(gateway_cmd, subprocess_env,
     proc = subprocess.Popen(gateway_cmd + ["run", "-c", str(cfg)], env=subprocess_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        while " starting: " not in proc.stderr.readline():
-            pass
+        for line in proc.stderr:  # ends (and fails below) if the gateway dies first
+            if " starting: " in line:
+                break
+        assert proc.poll() is None, "the gateway stopped before it started"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=5) == 0
     finally:

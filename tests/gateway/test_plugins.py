@@ -31,6 +31,33 @@ def test_misspelt_hookimpl_fails_loudly_and_names_the_plugin():
         make_plugin_manager(load_entrypoints=False, extra=(("broken", Broken()),))
 
 
+class _Dist:
+    metadata = {"Name": "acme-bms-extras"}
+    version = "0.9.1"
+
+
+class _FailingEntryPoint:
+    name = "acme"
+    dist = _Dist()
+
+    def load(self):
+        raise ImportError("No module named 'acme_missing_dependency'")
+
+
+def test_a_plugin_that_fails_to_import_is_named_with_its_distribution_and_version(
+        monkeypatch):
+    real = __import__("importlib.metadata").metadata.entry_points
+
+    def entry_points(*, group):
+        return [*real(group=group), _FailingEntryPoint()]
+
+    monkeypatch.setattr("gateway.plugins.importlib.metadata.entry_points", entry_points)
+    with pytest.raises(PluginLoadError) as info:
+        make_plugin_manager()
+    assert str(info.value) == ("plugin 'acme' (acme-bms-extras 0.9.1) failed to load: "
+                               "ImportError: No module named 'acme_missing_dependency'")
+
+
 @pytest.fixture(scope="module")
 def demo_site(tmp_path_factory, repo):
     """The demo plugin built and installed (pip, as a user would) into its own site dir."""
