@@ -165,6 +165,10 @@ class FrameDecoder:
                 if len(fits) == 1:
                     _label(view, *fits[0])
             return view
+        if cid2 is None and not frame.info:
+            return _failure(view, "ambiguous", "command",
+                            "an answer without data does not say which command it answers; "
+                            "give --command or the request frame before it")
         fits, errors = _attempts(frame, profiles, cid2, all_packs)
         if len(fits) == 1:
             return _label(view, *fits[0])

@@ -109,7 +109,7 @@ def test_stdin_log_lines(capsys, monkeypatch):
     assert [v.get("type") for v in views] == ["request", "answer", "answer", "answer"]
     assert views[1]["instruction_state"] == 14 and views[1]["cid2"] == 0x44
     assert views[2]["kind"] == "rtn" and views[2]["rtn_meaning"] == "CID2 invalid"
-    assert views[3]["kind"] == "layout"  # an empty lone answer is no answer's shape
+    assert views[3]["kind"] == "command"  # an empty lone answer: which command is unknown
     assert status == 1
 
 
@@ -241,3 +241,13 @@ def test_error_answer_with_a_payload_that_does_not_fit(capsys):
                        capsys)
     views = _json_lines(out)
     assert status == 1 and views[1]["kind"] == "rtn" and "status_byte" not in views[1]
+
+
+def test_a_lone_answer_without_data_asks_for_the_command(capsys):
+    status, out = _run(["--json", "~200246000000FDB2"], capsys)
+    [view] = _json_lines(out)
+    assert status == 1 and (view["error"], view["kind"]) == ("ambiguous", "command")
+    assert "give --command or the request frame before it" in view["message"]
+    status, out = _run(["--json", "--family", "pylontech", "--command", "4F",
+                        "~200246000000FDB2"], capsys)
+    assert status == 0 and "error" not in _json_lines(out)[0]
