@@ -19,22 +19,14 @@ from typing import Any
 from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity import config, engine
 from pysnmp.entity.rfc3413 import ntforg
-from pysnmp.proto import rfc1902
 
 from plugins.snmp_agent.notifications import Notification
-from plugins.snmp_agent.oid_map import PEN, Syntax
+from plugins.snmp_agent.oid_map import PEN
 from plugins.snmp_agent.settings import Receiver
+from plugins.snmp_agent.v3_engine import VALUE_TYPES
 
 log = logging.getLogger(__name__)
 
-_VALUE_TYPES = {
-    Syntax.INTEGER: rfc1902.Integer32,
-    Syntax.OCTET_STRING: rfc1902.OctetString,
-    Syntax.OBJECT_IDENTIFIER: rfc1902.ObjectName,
-    Syntax.COUNTER32: rfc1902.Counter32,
-    Syntax.GAUGE32: rfc1902.Gauge32,
-    Syntax.TIMETICKS: rfc1902.TimeTicks,
-}
 _NOTIFY_VIEW = (1, 3, 6)  #: sysUpTime, snmpTrapOID and our enterprise subtree
 _TARGET, _PARAMS, _TAG, _NAME = "receiver", "receiver-params", "receiver-tag", "receiver-notify"
 
@@ -81,7 +73,7 @@ class InformSender:
             if not done.done():
                 done.set_result((error_indication, error_status))
 
-        varbinds = [(v.oid, _VALUE_TYPES[v.syntax](v.value)) for v in notification.varbinds]
+        varbinds = [(v.oid, VALUE_TYPES[v.syntax](v.value)) for v in notification.varbinds]
         self.originator.send_varbinds(self.engine, _NAME, None, b"", varbinds, callback, None)
         r = self.receiver
         # pysnmp reports a timeout itself; this bound only guards against a lost callback

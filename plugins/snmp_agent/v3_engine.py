@@ -50,7 +50,8 @@ _PDU_TAGS = {
     rfc1905.GetBulkRequestPDU.tagSet: ber.GET_BULK_REQUEST,
     rfc1905.SetRequestPDU.tagSet: ber.SET_REQUEST,
 }
-_VALUE_TYPES = {
+#: our syntaxes as pysnmp value types (the v3 responder and the informs share it)
+VALUE_TYPES = {
     Syntax.INTEGER: rfc1902.Integer32,
     Syntax.OCTET_STRING: rfc1902.OctetString,
     Syntax.OBJECT_IDENTIFIER: rfc1902.ObjectName,
@@ -164,7 +165,7 @@ class Responder:
             for item in outcome.items:
                 if isinstance(item, int):
                     v = table.variable(item)
-                    varbinds.append((rfc1902.ObjectName(v.oid), _VALUE_TYPES[v.syntax](v.value)))
+                    varbinds.append((rfc1902.ObjectName(v.oid), VALUE_TYPES[v.syntax](v.value)))
                 else:
                     varbinds.append((rfc1902.ObjectName(item[0]), _EXCEPTIONS[item[1]]))
         v2c.apiPDU.set_error_status(pdu, outcome.error_status)
