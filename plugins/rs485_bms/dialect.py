@@ -29,6 +29,7 @@ from plugins.rs485_bms.protocol import (
     Profile,
     ProtocolError,
     PylonAlarm,
+    PylonFirmware,
     PylonManufacturerInfo,
     PylonModule,
     PylonSerial,
@@ -45,13 +46,18 @@ ANALOG = 0x42
 STATUS = 0x44
 CID2_INVALID = 0x04
 
-#: Identity commands per family, asked at discovery and every identity_interval_s.
-IDENTITY_COMMANDS: dict[Family, tuple[int, ...]] = {
-    Family.PACE_V25: (0xC1, 0xC2),
-    Family.PYLONTECH: (0x93,),
-    Family.SEPLOS_V2: (0x51,),
-    Family.EG4_LIFEPOWER4: (),
-    Family.DAREN_BASEN: (0x51,),
+#: Identity commands per family, asked at discovery and every identity_interval_s, with
+#: the :class:`~gateway.model.Identity` fields each one answers. A family without a
+#: command for a field never reports it: Seplos V2 and Daren/Basen have no serial
+#: command, EG4 no identity command at all. Pylontech's 0x93 and 0x96 are answered per
+#: module; its 0x51 is not asked, because a master answers it with its own identity
+#: whatever address was asked.
+IDENTITY_COMMANDS: dict[Family, dict[int, tuple[str, ...]]] = {
+    Family.PACE_V25: {0xC1: ("firmware",), 0xC2: ("serial", "pack_serial")},
+    Family.PYLONTECH: {0x93: ("serial",), 0x96: ("firmware",)},
+    Family.SEPLOS_V2: {0x51: ("model", "firmware")},
+    Family.EG4_LIFEPOWER4: {},
+    Family.DAREN_BASEN: {0x51: ("model", "firmware")},
 }
 
 
@@ -92,12 +98,27 @@ class Dialect:
 
     def identity_requests(self, address: int
                           ) -> list[tuple[Frame, Callable[[Identity | None, Any], Identity]]]:
-        return [(self.request(cid2, address),
-                 lambda identity, answer: normalize.merge_identity(answer, identity))
+        return [(self.request(cid2, address), _merge_identity)
                 for cid2 in IDENTITY_COMMANDS[self.family]]
+
+    def identity_commands(self, field: str) -> list[int]:
+        """The identity commands whose answer carries ``field`` (empty: never reported)."""
+        return [cid2 for cid2, fields in IDENTITY_COMMANDS[self.family].items()
+                if field in fields]
 
     def master_address(self, addresses: Sequence[int]) -> int:
         return min(addresses)
+
+
+def _merge_identity(identity: Identity | None, answer: Any) -> Identity:
+    """``normalize.merge_identity``, and Pylontech's 0x96 answer, which it does not map:
+    firmware = the main-line version, with the manufacture version after it."""
+    if isinstance(answer, PylonFirmware):
+        base = identity or Identity()
+        return dataclasses.replace(base, firmware=(
+            f"{'.'.join(map(str, answer.mainline_version))} (manufacture version "
+            f"{'.'.join(map(str, answer.manufacture_version))})"))
+    return normalize.merge_identity(answer, identity)
 
 
 def _blocks(decoded: Any) -> tuple[Any, ...]:
@@ -177,6 +198,9 @@ class SimEncoder:
         elif f is Family.PYLONTECH:
             if cid2 == 0x93:
                 return PylonSerial(command_value=request.adr, serial=ident["serial"][:16])
+            if cid2 == 0x96:
+                return PylonFirmware(command_value=request.adr, manufacture_version=(1, 0),
+                                     mainline_version=(1, 0, 0))
             if cid2 == 0x51:
                 return PylonManufacturerInfo(device_name=ident["model"][:10],
                                              software_version=(1, 0), manufacturer="SIMULATED")

@@ -99,7 +99,8 @@ def test_scan_with_no_answer_at_all_names_the_manuals_causes(gateway_cmd, subpro
     res = scan(gateway_cmd, subprocess_env, url, "--addresses", "1-4")
     assert res.returncode == 1
     assert "no module answered at all" in res.stdout
-    assert "A/B lines are swapped" in res.stdout and "serial settings" in res.stdout
+    assert "RS485 communication line sequence is incorrect" in res.stdout
+    assert "communication serial port setting is incorrect" in res.stdout
 
 
 def test_scan_refuses_to_become_a_second_master(gateway_cmd, subprocess_env, simulator):
