@@ -6,6 +6,7 @@ Each command's module is imported only when that command runs.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 FAMILIES = ("pace_v25", "pylontech", "seplos_v2", "eg4_lifepower4", "daren_basen")
 SIM_FAMILIES = ("pace_v25", "pylontech", "seplos_v2")
@@ -45,23 +46,44 @@ def _scan_run(args: argparse.Namespace) -> int:
     return scan.run(args)
 
 
+def _int_in(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``lo`` to ``hi`` (a usage error otherwise)."""
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+        return value
+    return convert
+
+
 def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--listen", metavar="tcp://HOST:PORT",
                        help="serve the bank on a TCP socket (like an RS485-to-Ethernet converter)")
     where.add_argument("--pty", action="store_true",
-                       help="serve on a new pseudo-terminal and print its path")
-    parser.add_argument("--packs", type=int, default=12, choices=range(1, 17), metavar="N",
+                       help="serve on a new pseudo-terminal and print its path (again, "
+                       "for the new one, after a transport_drop)")
+    parser.add_argument("--pty-link", metavar="PATH",
+                        help="with --pty: keep PATH a symlink to the current pseudo-terminal, "
+                        "so a port configured as PATH survives a transport_drop")
+    parser.add_argument("--packs", type=_int_in(1, 16), default=12, metavar="N",
                         help="number of packs, 1..16 (default 12)")
-    parser.add_argument("--first-address", type=int, default=1, choices=range(1, 16),
-                        metavar="ADR", help="DIP address of the first pack (default 1)")
+    parser.add_argument("--first-address", type=_int_in(0, 15), default=1, metavar="ADR",
+                        help="DIP address of the first pack, 0..15 (default 1; "
+                        "16 packs need 0)")
     parser.add_argument("--family", choices=SIM_FAMILIES, default="pace_v25")
-    parser.add_argument("--baud", type=int, default=9600,
-                        help="answers are released at this wire speed (default 9600)")
-    parser.add_argument("--turnaround-ms", type=int, default=25,
-                        help="BMS think time before answering (default 25)")
+    parser.add_argument("--baud", type=_int_in(1200, 921600), default=9600,
+                        help="answers are released at this wire speed, 1200..921600 "
+                        "(default 9600)")
+    parser.add_argument("--turnaround-ms", type=_int_in(0, 5000), default=25,
+                        help="BMS think time before answering, 0..5000 (default 25)")
     parser.add_argument("--scenario", metavar="FILE", help="fault-injection scenario (YAML)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seed of the packs' individual values: same seed, same bank "
+                        "(default 1)")
 
 
 def _simulate_run(args: argparse.Namespace) -> int:

@@ -1,10 +1,11 @@
 """Plausible battery behaviour for the simulator: a deterministic function of time.
 
-Each simulated pack follows a slow charge/discharge cycle (a telecom site: long float
-periods, occasional discharges), with a per-pack offset so that no two packs read the
-same. SOC is the integral of the current, cell voltages follow an LFP open-circuit curve
-plus an IR term and a fixed per-cell spread, temperatures rise with current. All values
-are fixed-point integers in the units of :mod:`gateway.model`.
+Each simulated pack's current is a sine: charge and discharge alternate over a
+30-minute period (:attr:`SimPack.PERIOD_S`), with a per-pack amplitude (12-22 A) and
+phase so that no two packs read the same. SOC is the integral of the current (clamped
+to 0..100 %), cell voltages follow an LFP open-circuit curve plus an IR term and a fixed
+per-cell spread, temperatures rise with current. All values are fixed-point integers in
+the units of :mod:`gateway.model`.
 """
 
 from __future__ import annotations

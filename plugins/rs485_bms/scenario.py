@@ -10,21 +10,26 @@ the end)::
          duration_s: 60}
       - {at_s: 20, until_s: 25, fault: transport_drop}
 
-Faults (see docs/simulator.md): ``silence``, ``delay`` (answer ``delay_ms`` late but
+Faults (see docs/polling.md): ``silence``, ``delay`` (answer ``delay_ms`` late but
 in time), ``late`` (answer after ``delay_ms``, meant to exceed the poller's timeout),
 ``corrupt`` (one byte of the answer changed), ``truncate`` (the answer stops early, no
 checksum), ``wrong_address`` (the answer carries another ADR), ``duplicate_address``
 (two packs answer at once and garble each other), ``all_zero`` (analog payload of
 zeros), ``flags`` (raw status fields of the 0x44 answer set, e.g.
 ``{protect1: 1, fault_state: 32}``), ``cell_ramp`` (one cell's voltage moves linearly)
-``transport_drop`` (the simulator closes the TCP connection / the pty goes away) and
-``foreign_master`` (another master polls the bus: unsolicited requests every 200 ms).
+``transport_drop`` (the simulator closes the TCP connection / the pty goes away until
+``until_s``) and ``foreign_master`` (another master polls the bus: unsolicited requests
+every 200 ms).
+
+``packs`` are DIP addresses (0..15); whether they are in the simulated bank is checked
+when the bank is known (:func:`~plugins.rs485_bms.simulator.check_scenario`).
 """
 
 from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import Annotated
 
 import pydantic
 
@@ -46,10 +51,17 @@ class FaultKind(enum.StrEnum):
     FOREIGN_MASTER = "foreign_master"
 
 
+#: Faults whose answer comes ``delay_ms`` after the request: a step needs one.
+DELAYED = frozenset({FaultKind.DELAY, FaultKind.LATE})
+
+DipAddress = Annotated[int, pydantic.Field(ge=0, le=15)]
+
+
 class Step(Section):
     at_s: float = pydantic.Field(0, ge=0)
     until_s: float | None = pydantic.Field(None, gt=0)
-    packs: list[int] = pydantic.Field(default_factory=list, description="addresses; empty = all")
+    packs: list[DipAddress] = pydantic.Field(
+        default_factory=list, description="DIP addresses; empty = all")
     fault: FaultKind
     delay_ms: int = pydantic.Field(0, ge=0, le=60000)
     commands: list[int] = pydantic.Field(
@@ -60,6 +72,16 @@ class Step(Section):
     to_mv: int = pydantic.Field(3300, ge=0, le=5000)
     duration_s: float = pydantic.Field(60, gt=0)
     wrong_address: int = pydantic.Field(15, ge=0, le=255)
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> Step:
+        if self.until_s is not None and self.until_s <= self.at_s:
+            raise ValueError(f"until_s ({self.until_s:g}) must be later than at_s "
+                             f"({self.at_s:g})")
+        if self.fault in DELAYED and self.delay_ms == 0:
+            raise ValueError(f"a {self.fault.value} step needs delay_ms > 0 (how much "
+                             "later than usual the answer starts)")
+        return self
 
     def active(self, t: float, address: int | None = None, cid2: int | None = None) -> bool:
         if t < self.at_s or (self.until_s is not None and t >= self.until_s):
@@ -82,6 +104,19 @@ class Scenario(Section):
     def active(self, t: float, address: int | None = None, cid2: int | None = None
                ) -> list[Step]:
         return [s for s in self.steps if s.active(t, address, cid2)]
+
+    def transport_back_at(self, t: float) -> float | None:
+        """When no ``transport_drop`` step is active any more (``t`` if none is now);
+        None if a drop without ``until_s`` has begun: the transport never comes back."""
+        drops = [s for s in self.steps if s.fault is FaultKind.TRANSPORT_DROP]
+        back = t
+        while True:
+            active = [s for s in drops if s.active(back)]
+            if not active:
+                return back
+            if any(s.until_s is None for s in active):
+                return None
+            back = max(s.until_s for s in active if s.until_s is not None)
 
 
 def load_scenario(path: str | Path) -> Scenario:

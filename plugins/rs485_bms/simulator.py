@@ -5,7 +5,9 @@ Structure (sans-IO core, thin servers):
 * :class:`BankSimulator.respond` is pure: a request frame and the simulator time in,
   a list of :class:`Emission` out (what bytes, after how long, and whether the
   connection drops). Packs answer their own address like a cascaded bank; the lowest
-  address (pack #1, the master) also answers INFO = FF for the whole bank.
+  address (pack #1, the master) also answers INFO = FF for the whole bank, with the
+  blocks of the packs it heard from (a silent slave is left out and the pack count
+  says so; a slave's ``all_zero`` and ``flags`` change its own block).
 * The servers feed incoming bytes to the codec's reader and release each answer at
   the wire speed of the configured baud rate (10 bits per byte for 8N1), after the
   request's own wire time and the BMS turnaround, so a poller sees real-bus timing.
@@ -16,18 +18,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import random
+import signal
 import sys
 import time
 import tty
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from plugins.rs485_bms.dialect import SimEncoder, make_sim_encoder
+from plugins.rs485_bms.dialect import ANALOG, STATUS, SimEncoder, make_sim_encoder
 from plugins.rs485_bms.physics import PackState, SimPack
-from plugins.rs485_bms.protocol import Frame
+from plugins.rs485_bms.protocol import PROFILES, Frame, parse_frame
 from plugins.rs485_bms.scenario import FaultKind, Scenario, load_scenario
 from plugins.rs485_bms.settings import Family
 
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 
 BITS_PER_BYTE = 10
 FOREIGN_PERIOD_S = 0.2  #: how often a foreign master polls (fault foreign_master)
+DIP_ADDRESSES = range(0, 16)  #: a pack's address comes from 4 DIP switches
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +49,23 @@ class Emission:
     drop: bool = False  #: close the connection after sending (transport_drop)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PackView:
+    """One pack as an answer shows it at one moment: its state and its injected faults."""
+
+    state: PackState
+    flags: dict[str, int]  #: raw 0x44 status fields set by ``flags`` steps
+    all_zero: bool  #: an ``all_zero`` step is active
+
+
 class BankSimulator:
     def __init__(self, *, family: Family | str, addresses: list[int], baud: int = 9600,
                  turnaround_ms: int = 25, seed: int = 1, scenario: Scenario | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        if baud <= 0:
+            raise ValueError(f"baud must be positive, not {baud}")
+        if turnaround_ms < 0:
+            raise ValueError(f"turnaround_ms must not be negative, not {turnaround_ms}")
         self.family = Family(family)
         self.addresses = sorted(addresses)
         self.baud = baud
@@ -57,7 +75,7 @@ class BankSimulator:
         self.started = clock()
         self.packs = {a: SimPack(a, seed=seed) for a in self.addresses}
         self.encoder: SimEncoder = make_sim_encoder(self.family)
-        check_scenario(self.scenario, self.family)
+        check_scenario(self.scenario, self.family, self.addresses)
         self._rnd = random.Random(seed)
         self.requests = 0
         self.bad_requests = 0
@@ -113,26 +131,58 @@ class BankSimulator:
 
     def _answer(self, request: Frame, t: float, *, all_packs: bool,
                 answer_adr: int | None = None, record: bool = True) -> bytes:
-        adr = request.adr
-        states = []
+        if all_packs and request.cid2 in (ANALOG, STATUS):
+            return self._bank_answer(request, t, answer_adr=answer_adr, record=record)
+        addresses = self.addresses if all_packs else [request.adr]
+        views = [self._view(a, t, request.cid2) for a in addresses]
+        if request.cid2 == ANALOG and answer_adr is None and record:
+            self.sent.update(zip(addresses, (v.state for v in views)))
+        return self.encoder.answer(
+            request, states=[v.state for v in views], flags=views[0].flags,
+            all_zero=views[0].all_zero, all_packs=all_packs,
+            identities=[self.identity(a) for a in addresses], answer_adr=answer_adr)
+
+    def _bank_answer(self, request: Frame, t: float, *, answer_adr: int | None,
+                     record: bool) -> bytes:
+        """The master's FF answer to 0x42/0x44: INFOFLAG, the number of packs it heard
+        from, then their blocks in address order. A silent slave is left out; each
+        slave's ``all_zero`` and ``flags`` change only its own block."""
+        head = b""
+        blocks = []
+        for a in self.addresses:
+            steps = self.scenario.active(t, a, request.cid2)
+            if a != self.master and any(s.fault is FaultKind.SILENCE for s in steps):
+                continue
+            view = self._view(a, t, request.cid2)
+            if request.cid2 == ANALOG and answer_adr is None and record:
+                self.sent[a] = view.state
+            # each block is encoded on its own, as its pack sent it to the master, and the
+            # master concatenates them: an all-zero block may have a layout of its own
+            # (Pylontech P=2 next to P=4 blocks), which one multi-pack payload cannot hold
+            one = parse_frame(self.encoder.answer(
+                request, states=[view.state], flags=view.flags, all_zero=view.all_zero,
+                all_packs=True, identities=[self.identity(a)]))
+            head = one.info[:1]
+            blocks.append(one.info[2:])
+        frame = Frame(ver=self.encoder.profile.ver,
+                      adr=request.adr if answer_adr is None else answer_adr,
+                      cid1=self.encoder.profile.cid1, cid2=0,
+                      info=head + bytes([len(blocks)]) + b"".join(blocks))
+        return frame.wire
+
+    def _view(self, adr: int, t: float, cid2: int) -> PackView:
+        override = {}
         flags: dict[str, int] = {}
         zero = False
-        for a in (self.addresses if all_packs else [adr]):
-            override = {}
-            for step in self.scenario.active(t, a):
-                if step.fault is FaultKind.CELL_RAMP:
-                    override[step.cell] = step.ramp_mv(t)
-                elif step.fault is FaultKind.FLAGS and not all_packs:
-                    flags.update(step.flags)
-                elif step.fault is FaultKind.ALL_ZERO and not all_packs:
-                    zero = True
-            states.append(self.packs[a].state(t, cell_override=override))
-            if request.cid2 == 0x42 and answer_adr is None and record:
-                self.sent[a] = states[-1]
-        return self.encoder.answer(
-            request, states=states, flags=flags, all_zero=zero, all_packs=all_packs,
-            identities=[self.identity(a) for a in (self.addresses if all_packs else [adr])],
-            answer_adr=answer_adr)
+        for step in self.scenario.active(t, adr, cid2):
+            if step.fault is FaultKind.CELL_RAMP:
+                override[step.cell] = step.ramp_mv(t)
+            elif step.fault is FaultKind.FLAGS:
+                flags.update(step.flags)
+            elif step.fault is FaultKind.ALL_ZERO:
+                zero = True
+        return PackView(state=self.packs[adr].state(t, cell_override=override), flags=flags,
+                        all_zero=zero)
 
     def foreign_request(self) -> bytes:
         """A request another master sends on the bus (to the last pack)."""
@@ -144,8 +194,9 @@ class BankSimulator:
 
     # ------------------------------------------------------------------ serving -----
     async def _serve_stream(self, read: Callable[[], Awaitable[bytes]],
-                            write: Callable[[bytes], Awaitable[None]]) -> None:
-        """Answer requests on one byte stream until it closes or a drop is injected."""
+                            write: Callable[[bytes], Awaitable[None]]) -> bool:
+        """Answer requests on one byte stream until it closes (False) or a
+        ``transport_drop`` step ends it (True)."""
         reader = self.encoder.reader()
         bt = self.byte_time()
         loop = asyncio.get_running_loop()
@@ -161,7 +212,7 @@ class BankSimulator:
                     continue
                 data, pending_read = pending_read.result(), None
                 if not data:
-                    return
+                    return False
                 arrived = loop.time()
                 for item in reader.feed(data):
                     request = self.encoder.parse_request(item)
@@ -173,7 +224,7 @@ class BankSimulator:
                     start = max(arrived, loop.time()) + len(request.wire) * bt
                     for em in self.respond(request, self.t()):
                         if em.drop:
-                            return
+                            return True
                         await _sleep_until(loop, start + em.delay_s)
                         await _paced_write(loop, write, em.data, bt)
                         start = loop.time()
@@ -204,44 +255,73 @@ class BankSimulator:
             await server.serve_forever()
 
     async def serve_pty(self, *, on_ready: Callable[[str], Awaitable[None]] | None = None,
-                        ) -> None:
-        """Serve on a new pseudo-terminal until a transport_drop closes it."""
+                        link: str | None = None) -> None:
+        """Serve on a new pseudo-terminal; after a ``transport_drop``, on another one.
+
+        A drop closes the pseudo-terminal (the poller's port fails as if the adapter
+        were unplugged) until the drop's ``until_s``; then a new one is opened and
+        ``on_ready`` is called again with its path, which may have another number.
+        ``link``, if given, is kept a symlink to the current pseudo-terminal and is
+        absent while it is gone, so a poller configured with ``link`` finds the new one.
+        Returns when a drop without ``until_s`` begins.
+        """
+        while await self._serve_one_pty(on_ready, link):
+            back = self.scenario.transport_back_at(self.t())
+            if back is None:
+                log.info("transport_drop without until_s: the pseudo-terminal stays closed")
+                return
+            await asyncio.sleep(max(0.0, back - self.t()))
+
+    async def _serve_one_pty(self, on_ready: Callable[[str], Awaitable[None]] | None,
+                             link: str | None) -> bool:
+        """Serve one pseudo-terminal; True if a ``transport_drop`` closed it."""
         loop = asyncio.get_running_loop()
         master, slave = os.openpty()
-        tty.setraw(slave)
-        path = os.ttyname(slave)
-        os.set_blocking(master, False)
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
-
-        def readable() -> None:
-            try:
-                queue.put_nowait(os.read(master, 4096))
-            except OSError:
-                queue.put_nowait(b"")
-
-        loop.add_reader(master, readable)
-
-        async def write(b: bytes) -> None:
-            view = memoryview(b)
-            while view:
-                try:
-                    n = os.write(master, view)
-                except BlockingIOError:
-                    await asyncio.sleep(0.001)
-                    continue
-                view = view[n:]
         try:
-            if on_ready is not None:
-                await on_ready(path)
-            await self._serve_stream(queue.get, write)
+            tty.setraw(slave)
+            path = os.ttyname(slave)
+            os.set_blocking(master, False)
+            queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+            def readable() -> None:
+                try:
+                    queue.put_nowait(os.read(master, 4096))
+                except OSError:
+                    queue.put_nowait(b"")
+
+            async def write(b: bytes) -> None:
+                view = memoryview(b)
+                while view:
+                    try:
+                        n = os.write(master, view)
+                    except BlockingIOError:
+                        await asyncio.sleep(0.001)
+                        continue
+                    view = view[n:]
+
+            loop.add_reader(master, readable)
+            try:
+                if link is not None:
+                    _point_link(link, path)
+                if on_ready is not None:
+                    await on_ready(path)
+                return await self._serve_stream(queue.get, write)
+            finally:
+                loop.remove_reader(master)
+                if link is not None:
+                    _remove_link(link, path)
         finally:
-            loop.remove_reader(master)
+            # the simulator's own slave descriptor keeps the master readable while no
+            # poller has the port open; closing the master hangs up the poller's side
             os.close(master)
             os.close(slave)
 
 
-def check_scenario(scenario: Scenario, family: Family) -> None:
-    """Raise ValueError if a ``flags`` step names a status field the family lacks."""
+def check_scenario(scenario: Scenario, family: Family | str,
+                   addresses: Sequence[int] | None = None) -> None:
+    """Raise ValueError, naming the step and key, if a ``flags`` step names a status
+    field the family lacks or, when the bank's ``addresses`` are given, a step names a
+    pack that is not in the bank."""
     fields = make_sim_encoder(family).status_fields()
     for i, step in enumerate(scenario.steps):
         unknown = sorted(set(step.flags) - fields)
@@ -249,6 +329,60 @@ def check_scenario(scenario: Scenario, family: Family) -> None:
             raise ValueError(f"steps.{i}.flags: {', '.join(unknown)} is not a "
                              f"{Family(family).value} status field (known: "
                              f"{', '.join(sorted(fields))})")
+        if addresses is None:
+            continue
+        missing = [a for a in step.packs if a not in addresses]
+        if missing:
+            raise ValueError(f"steps.{i}.packs: {', '.join(map(str, missing))} "
+                             f"{'is' if len(missing) == 1 else 'are'} not in the simulated "
+                             f"bank (addresses {_describe_addresses(addresses)})")
+
+
+def bank_addresses(family: Family | str, packs: int, first_address: int) -> list[int]:
+    """The DIP addresses of ``packs`` packs from ``first_address``; ValueError saying
+    which option to change if they do not fit the family's addresses."""
+    name = Family(family).value
+    allowed = PROFILES[name].addresses
+    lo = max(allowed.start, DIP_ADDRESSES.start)
+    hi = min(allowed.stop, DIP_ADDRESSES.stop) - 1
+    if packs > hi - lo + 1:
+        raise ValueError(f"{name} packs have addresses {lo}..{hi}: at most {hi - lo + 1} "
+                         f"packs, so use --packs {hi - lo + 1} or fewer")
+    if first_address < lo:
+        raise ValueError(f"{name} addresses start at {lo}: use --first-address {lo} "
+                         "or higher")
+    last = first_address + packs - 1
+    if last > hi:
+        best = hi - packs + 1
+        raise ValueError(f"{packs} packs from address {first_address} go past address "
+                         f"{hi}: {packs} packs need --first-address {best}"
+                         + (" or lower" if best > lo else ""))
+    return list(range(first_address, last + 1))
+
+
+def _describe_addresses(addresses: Sequence[int]) -> str:
+    ordered = sorted(addresses)
+    if ordered and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}..{ordered[-1]}"
+    return ", ".join(map(str, ordered))
+
+
+def _point_link(link: str, target: str) -> None:
+    """Make ``link`` a symlink to ``target`` in one step; never replace another file."""
+    if os.path.lexists(link) and not os.path.islink(link):
+        raise FileExistsError(errno.EEXIST, "exists and is not a symlink", link)
+    tmp = f"{link}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def _remove_link(link: str, target: str) -> None:
+    """Remove ``link`` if it still points at ``target``."""
+    with contextlib.suppress(OSError):
+        if os.readlink(link) == target:
+            os.unlink(link)
 
 
 def _other_hex(b: int) -> int:
@@ -279,13 +413,21 @@ async def _paced_write(loop: asyncio.AbstractEventLoop, write, data: bytes, bt: 
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """``bms-gateway simulate``."""
+    """``bms-gateway simulate``: 2 for a usage error, 78 for a bad scenario file."""
     from gateway.config import ConfigError
 
     try:
+        addresses = bank_addresses(args.family, args.packs, args.first_address)
+    except ValueError as exc:
+        print(f"bms-gateway simulate: {exc}", file=sys.stderr)
+        return 2
+    if args.pty_link is not None and not args.pty:
+        print("bms-gateway simulate: --pty-link goes with --pty", file=sys.stderr)
+        return 2
+    try:
         scenario = load_scenario(args.scenario) if args.scenario else None
         if scenario is not None:
-            check_scenario(scenario, Family(args.family))
+            check_scenario(scenario, Family(args.family), addresses)
     except ConfigError as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
@@ -293,19 +435,18 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{args.scenario}: {exc}", file=sys.stderr)
         return 78
-    addresses = list(range(args.first_address, args.first_address + args.packs))
-    if addresses[-1] > 15:
-        print(f"bms-gateway simulate: {args.packs} packs from address {args.first_address} "
-              "go past address 15", file=sys.stderr)
-        return 2
     sim = BankSimulator(family=args.family, addresses=addresses, baud=args.baud,
                         turnaround_ms=args.turnaround_ms, seed=args.seed, scenario=scenario)
 
     async def main() -> None:
+        # SIGTERM ends the simulator like Ctrl-C: the pty is closed and its link removed
+        main_task = asyncio.current_task()
+        assert main_task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
         if args.pty:
             async def ready(path: str) -> None:
-                print(path, flush=True)
-            await sim.serve_pty(on_ready=ready)
+                print(path, flush=True)  # again after each transport_drop
+            await sim.serve_pty(on_ready=ready, link=args.pty_link)
             return
         url = args.listen
         if not url.startswith("tcp://") or ":" not in url[6:]:
@@ -320,7 +461,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     except OSError as exc:
         print(f"bms-gateway simulate: {exc}", file=sys.stderr)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -77,12 +79,20 @@ class Bank:
                                                                 on_listening=listening)))
             url = f"socket://127.0.0.1:{await ready}"
         else:
+            # the poller opens the link, as a user is told to: it survives transport_drop
+            tmp = tempfile.TemporaryDirectory()
+            self.pty_link = os.path.join(tmp.name, "ttyBMS")
+            self.pty_paths: list[str] = []
             ready = asyncio.get_running_loop().create_future()
 
             async def pty_ready(path: str) -> None:
-                ready.set_result(path)
-            tasks.append(asyncio.create_task(self.sim.serve_pty(on_ready=pty_ready)))
-            url = await ready
+                self.pty_paths.append(path)
+                if not ready.done():
+                    ready.set_result(path)
+            tasks.append(asyncio.create_task(self.sim.serve_pty(on_ready=pty_ready,
+                                                                link=self.pty_link)))
+            await ready
+            url = self.pty_link
         tasks.append(asyncio.create_task(self.make_poller(url).run()))
         try:
             yield self
@@ -90,6 +100,8 @@ class Bank:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if transport != "tcp":
+                tmp.cleanup()
 
 
 def run(coro):
@@ -143,6 +155,65 @@ def test_master_mode_reads_the_bank_through_pack_1():
         assert snap.bank.modules_online == 4
         assert [m.telemetry.cell_mv == bank.sim.sent[m.address].cell_mv
                 for m in snap.modules].count(True) >= 3  # the last FF answer
+    run(scenario())
+
+
+def test_master_mode_leaves_a_silent_slave_out_and_never_guesses():
+    """A silent slave: the master reports one pack less; no module can be updated."""
+    async def scenario():
+        bank = Bank(mode="master", packs=4,
+                    steps=[{"until_s": 1.5, "packs": [3], "fault": "silence"}])
+        async with bank.running():
+            snap = await bank.until(lambda s: s.buses[0].counters.format_errors >= 2)
+            assert statuses(snap) == [ModuleStatus.NEVER_SEEN] * 4
+            assert all(m.telemetry is None for m in snap.modules)
+            assert snap.buses[0].counters.timeouts == 0  # the master did answer
+            snap = await bank.until(all_ok)
+        assert snap.bank.modules_online == 4
+    run(scenario())
+
+
+def test_master_mode_all_zero_slave_has_no_data_the_others_do():
+    async def scenario():
+        bank = Bank(mode="master", packs=4,
+                    steps=[{"until_s": 1.5, "packs": [2], "fault": "all_zero"}])
+        async with bank.running():
+            snap = await bank.until(lambda s: s.modules[1].counters.no_data >= 2)
+            assert snap.modules[1].status is ModuleStatus.NEVER_SEEN
+            assert snap.modules[1].telemetry is None
+            assert [statuses(snap)[i] for i in (0, 2, 3)] == [ModuleStatus.OK] * 3
+            assert snap.buses[0].counters.format_errors == 0
+            snap = await bank.until(all_ok)
+        assert snap.modules[1].counters.no_data >= 2
+    run(scenario())
+
+
+def test_master_mode_flags_of_a_slave_reach_that_module_only():
+    async def scenario():
+        bank = Bank(mode="master", packs=4, steps=[{
+            "packs": [3], "fault": "flags",
+            "flags": {"protect1": 0x01, "fault_state": 0x20, "warn2": 0x80}}])
+        async with bank.running():
+            snap = await bank.until(lambda s: all_ok(s) and s.buses[0].cycles >= 2)
+        bms = snap.modules[2].bms
+        assert Condition.CELL_OVER_VOLTAGE in bms.protections
+        assert Fault.SAMPLING_IC in bms.faults
+        assert Condition.LOW_CAPACITY in bms.warnings
+        for i in (0, 1, 3):
+            m = snap.modules[i].bms
+            assert not m.protections and not m.faults and not m.warnings
+        assert snap.bank.modules_alarmed == 1
+    run(scenario())
+
+
+def test_master_mode_faults_of_the_master_hit_the_whole_answer():
+    async def scenario():
+        bank = Bank(mode="master", packs=3,
+                    steps=[{"until_s": 1.2, "packs": [1], "fault": "corrupt"}])
+        async with bank.running():
+            snap = await bank.until(lambda s: s.buses[0].counters.checksum_errors >= 2)
+            assert statuses(snap) == [ModuleStatus.NEVER_SEEN] * 3
+            await bank.until(all_ok)
     run(scenario())
 
 
@@ -269,9 +340,11 @@ def test_transport_drop_serves_stale_then_reconnects(transport):
             down = await bank.until(lambda s: not s.buses[0].connected)
             assert all(st is ModuleStatus.STALE for st in statuses(down))
             assert all(m.telemetry is not None for m in down.modules)
-            if transport == "tcp":  # a pty that is gone does not come back
-                up = await bank.until(lambda s: s.buses[0].connected and all_ok(s))
-                assert up.buses[0].reconnects >= 1
+            up = await bank.until(lambda s: s.buses[0].connected and all_ok(s))
+            assert up.buses[0].reconnects >= 1
+            assert bank.sim.t() >= 1.6  # not before the drop ended
+        if transport == "pty":  # a new pseudo-terminal behind the same link
+            assert len(bank.pty_paths) == 2
     run(scenario())
 
 

@@ -1,0 +1,217 @@
+"""The simulator's pure core and the ``simulate`` command's argument handling: the
+master's FF answer under per-pack faults, scenario validation, address and option
+ranges. No sockets, no sleeping: time is passed in."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from gateway.config import ConfigError
+from gateway.model import Condition
+
+from plugins.rs485_bms.dialect import make_dialect
+from plugins.rs485_bms.protocol import parse_frame
+from plugins.rs485_bms.scenario import Scenario, load_scenario
+from plugins.rs485_bms.simulator import BankSimulator, bank_addresses, check_scenario, run_command
+
+T = 5.0  #: simulator time of every request below
+
+
+def bank(steps, *, family="pace_v25", packs=4) -> BankSimulator:
+    return BankSimulator(family=family, addresses=list(range(1, packs + 1)),
+                         scenario=Scenario.model_validate({"steps": steps}), clock=lambda: 0.0)
+
+
+def ask_all(sim: BankSimulator, cid2: int):
+    """Send an FF request to the master; the decoded answer, or None if it stays silent."""
+    d = make_dialect(sim.family)
+    request = d.request(cid2, sim.master, all_packs=True)
+    emissions = sim.respond(request, T)
+    if not emissions:
+        return None
+    (emission,) = emissions
+    frame = parse_frame(emission.data)
+    return frame, d.decode(request, frame)
+
+
+# ------------------------------------------------------------ the master's FF answer ---
+
+@pytest.mark.parametrize("family", ["pace_v25", "pylontech"])
+def test_ff_answer_leaves_a_silent_slave_out(family):
+    sim = bank([{"packs": [3], "fault": "silence"}], family=family)
+    for cid2 in (0x42, 0x44):
+        frame, answer = ask_all(sim, cid2)
+        assert frame.info[1] == 3 and len(answer.packs) == 3  # the count says so
+    healthy = bank([], family=family)
+    _, full = ask_all(healthy, 0x42)
+    _, short = ask_all(sim, 0x42)
+    # the blocks that remain are packs 1, 2 and 4, in address order
+    assert short.packs == (full.packs[0], full.packs[1], full.packs[3])
+
+
+@pytest.mark.parametrize("family", ["pace_v25", "pylontech"])
+def test_ff_answer_zeroes_only_the_all_zero_slave(family):
+    sim = bank([{"packs": [2], "fault": "all_zero"}], family=family)
+    _, answer = ask_all(sim, 0x42)
+    telemetry = make_dialect(family).telemetry(answer)
+    assert [t is None for t in telemetry] == [False, True, False, False]
+    assert set(answer.packs[1].cell_mv) == {0}
+    # a 0x44 answer is not an analog payload: it stays as it was
+    _, status = ask_all(sim, 0x44)
+    assert len(status.packs) == 4
+
+
+def test_ff_status_answer_carries_a_slaves_flags_in_its_block():
+    sim = bank([{"packs": [3], "fault": "flags", "flags": {"protect1": 0x01}}])
+    _, answer = ask_all(sim, 0x44)
+    assert [p.protect1 for p in answer.packs] == [0, 0, 1, 0]
+    status = make_dialect("pace_v25").bms_status(answer)
+    assert [Condition.CELL_OVER_VOLTAGE in s.protections for s in status] == [
+        False, False, True, False]
+
+
+def test_ff_answer_follows_a_slaves_cell_ramp():
+    sim = bank([{"packs": [4], "fault": "cell_ramp", "cell": 2, "from_mv": 3650,
+                 "to_mv": 3650}])
+    _, answer = ask_all(sim, 0x42)
+    assert answer.packs[3].cell_mv[1] == 3650 and answer.packs[0].cell_mv[1] != 3650
+
+
+def test_faults_of_the_master_still_hit_the_whole_ff_answer():
+    assert ask_all(bank([{"packs": [1], "fault": "silence"}]), 0x42) is None
+    frame, answer = ask_all(bank([{"packs": [1], "fault": "wrong_address",
+                                   "wrong_address": 9}]), 0x42)
+    assert frame.adr == 9 and len(answer.packs) == 4
+    sim = bank([{"packs": [1], "fault": "late", "delay_ms": 700}])
+    request = make_dialect("pace_v25").request(0x42, 1, all_packs=True)
+    assert sim.respond(request, T)[0].delay_s == pytest.approx(0.725)
+
+
+def test_a_slaves_own_answer_faults_stay_on_its_own_address():
+    sim = bank([{"packs": [2], "fault": "late", "delay_ms": 700}])
+    d = make_dialect("pace_v25")
+    assert sim.respond(d.request(0x42, 1, all_packs=True), T)[0].delay_s == 0.025
+    assert sim.respond(d.request(0x42, 2), T)[0].delay_s == pytest.approx(0.725)
+
+
+# ------------------------------------------------------------------- scenario steps ---
+
+@pytest.mark.parametrize(("step", "problem"), [
+    ("{at_s: 10, until_s: 10, fault: silence}",
+     "steps.0: until_s (10) must be later than at_s (10)"),
+    ("{at_s: 10, until_s: 4, fault: silence}",
+     "steps.0: until_s (4) must be later than at_s (10)"),
+    ("{fault: late}", "steps.0: a late step needs delay_ms"),
+    ("{fault: delay, delay_ms: 0}", "steps.0: a delay step needs delay_ms"),
+    ("{packs: [2, 16], fault: silence}",
+     "steps.0.packs.1: Input should be less than or equal to 15"),
+])
+def test_bad_steps_name_file_line_and_key(tmp_path, step, problem):
+    f = tmp_path / "s.yaml"
+    f.write_text(f"description: x\nsteps:\n  - {step}\n")
+    with pytest.raises(ConfigError) as info:
+        load_scenario(f)
+    (got,) = [str(p) for p in info.value.problems]
+    assert got.startswith(f"{f}:3: {problem}")
+
+
+def test_steps_for_packs_outside_the_bank_are_refused_when_the_bank_is_known():
+    scenario = Scenario.model_validate({"steps": [
+        {"packs": [1], "fault": "silence"}, {"packs": [2, 7, 9], "fault": "corrupt"}]})
+    check_scenario(scenario, "pace_v25")  # the bank is not known yet: fine
+    with pytest.raises(ValueError) as info:
+        check_scenario(scenario, "pace_v25", [1, 2, 3, 4])
+    assert str(info.value) == (
+        "steps.1.packs: 7, 9 are not in the simulated bank (addresses 1..4)")
+    with pytest.raises(ValueError, match="steps.1.packs: 7, 9 are not in the simulated bank"):
+        BankSimulator(family="pace_v25", addresses=[1, 2, 3, 4], scenario=scenario)
+
+
+def test_transport_comes_back_when_the_last_overlapping_drop_ends():
+    scenario = Scenario.model_validate({"steps": [
+        {"at_s": 10, "until_s": 20, "fault": "transport_drop"},
+        {"at_s": 15, "until_s": 30, "fault": "transport_drop"},
+        {"at_s": 30, "until_s": 31, "fault": "transport_drop"},
+        {"at_s": 50, "fault": "transport_drop"},
+        {"at_s": 0, "until_s": 99, "packs": [1], "fault": "silence"}]})
+    assert scenario.transport_back_at(5) == 5
+    assert scenario.transport_back_at(12) == 31
+    assert scenario.transport_back_at(40) == 40
+    assert scenario.transport_back_at(50) is None
+
+
+def test_impossible_wire_speeds_are_refused_by_the_simulator_itself():
+    with pytest.raises(ValueError, match="baud must be positive"):
+        BankSimulator(family="pace_v25", addresses=[1], baud=0)
+    with pytest.raises(ValueError, match="turnaround_ms must not be negative"):
+        BankSimulator(family="pace_v25", addresses=[1], turnaround_ms=-1)
+
+
+# ------------------------------------------------------------ the simulate command ---
+
+def simulate_args(*argv: str) -> argparse.Namespace:
+    from gateway.cli import make_parser, plugin_commands
+    from gateway.plugins import make_plugin_manager
+
+    pm, _ = make_plugin_manager()
+    return make_parser(plugin_commands(pm), "simulate").parse_args(["simulate", *argv])
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--baud", "0"], "argument --baud: 0 is outside 1200..921600"),
+    (["--baud", "-9600"], "argument --baud: -9600 is outside 1200..921600"),
+    (["--baud", "99999999"], "argument --baud: 99999999 is outside 1200..921600"),
+    (["--baud", "fast"], "argument --baud: 'fast' is not a whole number"),
+    (["--turnaround-ms", "-5"], "argument --turnaround-ms: -5 is outside 0..5000"),
+    (["--first-address", "16"], "argument --first-address: 16 is outside 0..15"),
+    (["--packs", "17"], "argument --packs: 17 is outside 1..16"),
+])
+def test_out_of_range_options_are_usage_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        simulate_args("--pty", *argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_sixteen_packs_start_at_address_zero(capsys):
+    args = simulate_args("--pty", "--packs", "16", "--first-address", "0")
+    assert bank_addresses(args.family, args.packs, args.first_address) == list(range(16))
+    sim = BankSimulator(family=args.family, addresses=list(range(16)), clock=lambda: 0.0)
+    d = make_dialect("pace_v25")
+    for adr in (0, 15):
+        (emission,) = sim.respond(d.request(0x42, adr), T)
+        assert parse_frame(emission.data).adr == adr
+    # without --first-address 0 the error says what to do
+    assert run_command(simulate_args("--pty", "--packs", "16")) == 2
+    assert capsys.readouterr().err == (
+        "bms-gateway simulate: 16 packs from address 1 go past address 15: "
+        "16 packs need --first-address 0\n")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--packs", "12", "--first-address", "10"],
+     "12 packs from address 10 go past address 15: 12 packs need --first-address 4 or lower"),
+    (["--family", "pylontech", "--packs", "16"],
+     "pylontech packs have addresses 1..15: at most 15 packs, so use --packs 15 or fewer"),
+    (["--family", "pylontech", "--first-address", "0"],
+     "pylontech addresses start at 1: use --first-address 1 or higher"),
+])
+def test_banks_that_do_not_fit_the_family_say_what_to_change(capsys, argv, message):
+    assert run_command(simulate_args("--pty", *argv)) == 2
+    assert capsys.readouterr().err == f"bms-gateway simulate: {message}\n"
+
+
+def test_pty_link_without_pty_is_a_usage_error(capsys):
+    args = simulate_args("--listen", "tcp://127.0.0.1:0", "--pty-link", "/tmp/x")
+    assert run_command(args) == 2
+    assert "--pty-link goes with --pty" in capsys.readouterr().err
+
+
+def test_a_scenario_naming_packs_outside_the_bank_is_refused_before_serving(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("steps:\n  - {packs: [6], fault: silence}\n")
+    assert run_command(simulate_args("--pty", "--packs", "4", "--scenario", str(f))) == 78
+    assert capsys.readouterr().err == (
+        f"{f}: steps.0.packs: 6 is not in the simulated bank (addresses 1..4)\n")
