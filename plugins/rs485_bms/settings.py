@@ -115,7 +115,9 @@ class BusSettings(Section):
                 Family.PACE_V25, Family.PYLONTECH, Family.SEPLOS_V2):
             raise ValueError(f"the simulator does not speak {self.family.value}")
         if self.simulate is not None and self.simulate.scenario is not None:
-            _check_scenario_file(self.simulate.scenario, self.family)
+            first = self.simulate.first_address
+            _check_scenario_file(self.simulate.scenario, self.family,
+                                 list(range(first, first + self.simulate.packs)))
         profile = PROFILES[self.family.value]
         lo, hi = profile.addresses.start, profile.addresses.stop - 1
         outside = [a for a in self.effective_addresses if a not in profile.addresses]
@@ -143,15 +145,16 @@ class BusSettings(Section):
         return list(range(first, first + self.simulate.packs))
 
 
-def _check_scenario_file(path: Path, family: Family) -> None:
-    """Validate a simulator scenario with the config, so check-config catches it."""
+def _check_scenario_file(path: Path, family: Family, addresses: list[int]) -> None:
+    """Validate a simulator scenario with the config (against the simulated bank's
+    ``addresses``), so check-config catches it rather than the start."""
     from gateway.config import ConfigError
 
     from plugins.rs485_bms.scenario import load_scenario
     from plugins.rs485_bms.simulator import check_scenario
 
     try:
-        check_scenario(load_scenario(path), family)
+        check_scenario(load_scenario(path), family, addresses)
     except ConfigError as exc:
         raise ValueError("scenario " + "; ".join(str(p) for p in exc.problems)) from None
     except ValueError as exc:

@@ -150,3 +150,12 @@ def test_simulator_scenarios_are_checked_with_the_config(tmp_path):
     assert "steps.0.flags: protect9 is not a pace_v25 status field" in got[0]
     got = errors("rs485_bms:\n  buses:\n    - {name: a, simulate: {scenario: /nope.yaml}}\n")
     assert "scenario /nope.yaml: cannot read" in got[0]
+
+
+def test_a_scenario_naming_a_pack_outside_the_simulated_bank_is_a_config_error(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("steps:\n  - {fault: silence, packs: [2, 9]}\n")
+    got = errors("rs485_bms:\n  buses:\n    - {name: a, simulate: "
+                 f"{{packs: 4, scenario: {scenario}}}}}\n")
+    assert len(got) == 1 and got[0].startswith("gw.yaml:3: rs485_bms.buses.0: scenario ")
+    assert "steps.0.packs: 9 is not in the simulated bank (addresses 1..4)" in got[0]
