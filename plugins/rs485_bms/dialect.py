@@ -98,7 +98,8 @@ class Dialect:
 
     def identity_requests(self, address: int
                           ) -> list[tuple[Frame, Callable[[Identity | None, Any], Identity]]]:
-        return [(self.request(cid2, address), _merge_identity)
+        return [(self.request(cid2, address),
+                 lambda identity, answer: normalize.merge_identity(answer, identity))
                 for cid2 in IDENTITY_COMMANDS[self.family]]
 
     def identity_commands(self, field: str) -> list[int]:
@@ -108,17 +109,6 @@ class Dialect:
 
     def master_address(self, addresses: Sequence[int]) -> int:
         return min(addresses)
-
-
-def _merge_identity(identity: Identity | None, answer: Any) -> Identity:
-    """``normalize.merge_identity``, and Pylontech's 0x96 answer, which it does not map:
-    firmware = the main-line version, with the manufacture version after it."""
-    if isinstance(answer, PylonFirmware):
-        base = identity or Identity()
-        return dataclasses.replace(base, firmware=(
-            f"{'.'.join(map(str, answer.mainline_version))} (manufacture version "
-            f"{'.'.join(map(str, answer.manufacture_version))})"))
-    return normalize.merge_identity(answer, identity)
 
 
 def _blocks(decoded: Any) -> tuple[Any, ...]:

@@ -46,6 +46,7 @@ from plugins.rs485_bms.protocol import (
     PylonAlarm,
     PylonManufacturerInfo,
     PylonModule,
+    PylonFirmware,
     PylonSerial,
     SeplosAlarm,
     SeplosManufacturerInfo,
@@ -466,6 +467,13 @@ def _(answer: PylonManufacturerInfo, identity: Identity | None = None) -> Identi
 @merge_identity.register
 def _(answer: PylonSerial, identity: Identity | None = None) -> Identity:
     return _merged(identity, serial=_text(answer.serial))
+
+
+@merge_identity.register
+def _(answer: PylonFirmware, identity: Identity | None = None) -> Identity:
+    # 0x96: the main-line version is the firmware; the manufacture version follows it
+    return _merged(identity, firmware=f"{_version(answer.mainline_version)} "
+                   f"(manufacture version {_version(answer.manufacture_version)})")
 
 
 @merge_identity.register
