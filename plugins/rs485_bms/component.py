@@ -25,7 +25,7 @@ class SimulatedPort:
         assert sim is not None
         scenario = load_scenario(sim.scenario) if sim.scenario else None
         self.simulator = BankSimulator(
-            family=bus.family, addresses=bus.effective_addresses, baud=bus.baud,
+            family=bus.family, addresses=bus.simulated_addresses, baud=bus.baud,
             turnaround_ms=sim.turnaround_ms, seed=sim.seed, scenario=scenario)
         self.ready = asyncio.Event()
         self.port = 0
@@ -52,7 +52,7 @@ class Rs485Component:
         for bus in settings.buses:
             links = [
                 ModuleLink(bus=bus.name, address=adr, position=pos,
-                           offline_after=bus.offline_after,
+                           present=not bus.discovering, offline_after=bus.offline_after,
                            retry_base_s=max(bus.poll_interval_s, 1.0),
                            retry_max_s=bus.offline_retry_max_s)
                 for b, adr, pos in settings.positions() if b is bus

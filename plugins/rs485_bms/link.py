@@ -27,6 +27,9 @@ class ModuleLink:
     bus: str
     address: int
     position: int
+    #: a module is known to be at this address (configured, or found by ``auto``); only
+    #: present modules are polled as modules and published
+    present: bool = True
     offline_after: int = 3  #: consecutive failures that make a module offline
     retry_base_s: float = 5.0
     retry_max_s: float = 60.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pydantic
 
@@ -40,6 +40,19 @@ FAMILY_TIMING: dict[Family, tuple[int, int]] = {
 }
 
 Address = Annotated[int, pydantic.Field(ge=1, le=254)]
+
+#: What ``addresses: auto`` probes (bms-protocol.md 7.1): the 4-bit DIP addresses 1..15
+#: (0 is a stand-alone pack); Pylontech batteries 2..13 of group 0 (other groups: list
+#: their addresses). Each address keeps a position of its own, found or not, so a
+#: module's position depends on its DIP address, never on the order it was found in.
+AUTO_ADDRESSES: dict[Family, range] = {
+    Family.PACE_V25: range(1, 16),
+    Family.PYLONTECH: range(2, 14),
+    Family.SEPLOS_V2: range(1, 16),
+    Family.EG4_LIFEPOWER4: range(1, 16),
+    Family.DAREN_BASEN: range(1, 16),
+}
+AUTO = "auto"
 
 
 def parse_addresses(value: object) -> object:
@@ -81,9 +94,12 @@ class BusSettings(Section):
     family: Family = Family.PACE_V25
     baud: int = pydantic.Field(9600, ge=1200, le=921600)
     mode: PollMode = PollMode.PER_ADDRESS
-    addresses: list[Address] = pydantic.Field(
-        default_factory=list, description="DIP addresses in bank order; empty = the "
-        "simulator's packs, or for a real port a required setting")
+    addresses: list[Address] | Literal["auto"] = pydantic.Field(
+        default_factory=list, description="DIP addresses in bank order, or 'auto' to find "
+        "the modules; empty = the simulator's packs, or for a real port a required setting")
+    discover_interval_s: float = pydantic.Field(
+        600, ge=1, le=86_400, description="with addresses: auto, the addresses where no "
+        "module was found are probed again this often")
     timeout_ms: int | None = pydantic.Field(None, ge=10, le=10000)
     byte_timeout_ms: int = pydantic.Field(100, ge=5, le=5000)
     gap_ms: int | None = pydantic.Field(None, ge=0, le=5000)
@@ -101,23 +117,26 @@ class BusSettings(Section):
     @pydantic.field_validator("addresses", mode="before")
     @classmethod
     def _parse_addresses(cls, value: object) -> object:
-        return parse_addresses(value)
+        return value if value == AUTO else parse_addresses(value)
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> BusSettings:
         if (self.port is None) == (self.simulate is None):
             raise ValueError("give exactly one of 'port' (real hardware) or 'simulate'")
         if self.port is not None and not self.addresses:
-            raise ValueError("'addresses' is required for a real port, e.g. addresses: 2-13")
-        if len(set(self.addresses)) != len(self.addresses):
+            raise ValueError("'addresses' is required for a real port, e.g. addresses: 2-13 "
+                             "(or addresses: auto to find the modules)")
+        if self.discovering and self.mode is PollMode.MASTER:
+            raise ValueError("addresses: auto needs mode: per_address (in master mode the "
+                             "master answers for the bank: list its packs' addresses)")
+        if not self.discovering and len(set(self.addresses)) != len(self.addresses):
             raise ValueError("'addresses' lists an address twice")
         if self.simulate is not None and self.family not in (
                 Family.PACE_V25, Family.PYLONTECH, Family.SEPLOS_V2):
             raise ValueError(f"the simulator does not speak {self.family.value}")
         if self.simulate is not None and self.simulate.scenario is not None:
-            first = self.simulate.first_address
             _check_scenario_file(self.simulate.scenario, self.family,
-                                 list(range(first, first + self.simulate.packs)))
+                                 self.simulated_addresses)
         profile = PROFILES[self.family.value]
         lo, hi = profile.addresses.start, profile.addresses.stop - 1
         outside = [a for a in self.effective_addresses if a not in profile.addresses]
@@ -138,11 +157,27 @@ class BusSettings(Section):
         return self.gap_ms if self.gap_ms is not None else FAMILY_TIMING[self.family][1]
 
     @property
+    def discovering(self) -> bool:
+        """``addresses: auto``: the poller finds the modules."""
+        return self.addresses == AUTO
+
+    @property
     def effective_addresses(self) -> list[int]:
+        """The addresses polled (with ``auto``: probed), in position order."""
+        if self.discovering:
+            return list(AUTO_ADDRESSES[self.family])
         if self.addresses or self.simulate is None:
             return list(self.addresses)
-        first = self.simulate.first_address
-        return list(range(first, first + self.simulate.packs))
+        return self.simulated_addresses
+
+    @property
+    def simulated_addresses(self) -> list[int]:
+        """The packs of the in-process simulator: the listed addresses, else
+        ``packs`` addresses from ``first_address``."""
+        if self.addresses and not self.discovering:
+            return list(self.addresses)
+        first = self.simulate.first_address if self.simulate is not None else 1
+        return list(range(first, first + (self.simulate.packs if self.simulate else 0)))
 
 
 def _check_scenario_file(path: Path, family: Family, addresses: list[int]) -> None:

@@ -1,8 +1,9 @@
 """The RS485 poller: one owner task per port, strictly one transaction at a time.
 
-Per cycle and per due module: 0x42 (analog) then 0x44 (alarm/status), identity at
-discovery and every ``identity_interval_s``; or, in ``master`` mode, the two FF requests
-to the group master. Every outcome updates the module's :class:`~.link.ModuleLink`
+Per cycle and per due module: 0x42 (analog) then 0x44 (alarm/status), identity when
+first seen and every ``identity_interval_s``; or, in ``master`` mode, the two FF
+requests to the group master. With ``addresses: auto`` the addresses where no module is
+known are probed at the start and every ``discover_interval_s``. Every outcome updates the module's :class:`~.link.ModuleLink`
 and its counters; after each module (not only at the end of a cycle) the bus's part of
 the bank is published to the hub, so north plugins see fresh data as soon as it exists.
 
@@ -86,6 +87,8 @@ class BusPoller:
         #: answer; ``scan`` uses it to tell a wrong DIP address from a collision
         self.on_error: Callable[[int | None, str], None] | None = None
         self._bytes = 0
+        #: with ``addresses: auto``: when the absent addresses are probed next
+        self._next_discovery = float("-inf")
 
     # ------------------------------------------------------------------ publishing --
     @property
@@ -106,7 +109,8 @@ class BusPoller:
         self.hub.update(
             self.name,
             modules=[link.reading(now, stale_after_s=self.stale_after_s,
-                                  transport_up=self.state.connected) for link in self.links],
+                                  transport_up=self.state.connected)
+                     for link in self.links if link.present],
             buses=[self.bus_status()])
 
     def _count(self, link: ModuleLink | None, **inc: int) -> None:
@@ -172,8 +176,14 @@ class BusPoller:
         first one that will be, so a zero poll interval never spins."""
         now = self.clock()
         delay = max(0.0, started + self.settings.poll_interval_s - now)
-        if not any(link.due(now + delay) for link in self.links):
-            delay = max(delay, min(link.next_try_at for link in self.links) - now)
+        present = [link for link in self.links if link.present]
+        if not present:  # auto, nothing found yet: nothing to do until the next probe
+            return max(delay, self._next_discovery - now)
+        if not any(link.due(now + delay) for link in present):
+            wake = min(link.next_try_at for link in present)
+            if self.settings.discovering:
+                wake = min(wake, self._next_discovery)
+            delay = max(delay, wake - now)
         return delay
 
     async def cycle(self, transport: SerialTransport) -> None:
@@ -183,9 +193,11 @@ class BusPoller:
             await self._poll_master(transport)
         else:
             for link in self.links:
-                if link.due(self.clock()):
+                if link.present and link.due(self.clock()):
                     await self._poll_module(transport, link)
                     self.publish()
+            if self.settings.discovering and self.clock() >= self._next_discovery:
+                await self._discover(transport)
         now = self.clock()
         self.state.cycles += 1
         self.state.last_cycle_ms = round((now - started) * 1000)
@@ -199,7 +211,8 @@ class BusPoller:
         b = snap.bank if snap else None
         states = {}
         for link in self.links:
-            states[link.state.value] = states.get(link.state.value, 0) + 1
+            if link.present:
+                states[link.state.value] = states.get(link.state.value, 0) + 1
         if b is None or b.voltage_mean_mv is None:
             figures = "no live data in the bank"
         else:  # the whole bank's figures (every bus), unknown shown as '-', never 0
@@ -209,22 +222,24 @@ class BusPoller:
                        f"cells {b.cell_min_mv}-{b.cell_max_mv} mV")
         live = sum(1 for m in (snap.modules if snap else ())
                    if m.bus == self.settings.name and m.is_live)
+        present = sum(1 for link in self.links if link.present)
         return (f"cycle {self.state.cycles} in {self.state.last_cycle_ms} ms; "
-                f"{live}/{len(self.links)} live "
+                f"{live}/{present} live "
                 f"({', '.join(f'{v} {k}' for k, v in sorted(states.items()))}); {figures}")
 
     # ------------------------------------------------------------- transactions -----
     async def transact(self, transport: SerialTransport, link: ModuleLink | None,
-                       request: Frame) -> Any | None:
+                       request: Frame, *, probe: bool = False) -> Any | None:
         """Send ``request`` (with retries); return its decoded answer, or None.
 
-        Every outcome is counted on the module (``link``) and the bus. A garbled answer
+        Every outcome is counted on the module (``link``) and the bus; a ``probe`` (is
+        anyone at this address?) is sent once, and its silence is no timeout. A garbled answer
         ends the attempt at once (the answer was lost; waiting for the timeout would
         only waste bus time); an answer from another address is counted and the request
         stays outstanding; an RTN error ends the transaction (the device did answer).
         """
         s = self.settings
-        for _attempt in range(1 + s.retries):
+        for _attempt in range(1 + (0 if probe else s.retries)):
             stray = await transport.discard_input()
             if stray:  # bytes outside any transaction belong to the bus, not this module
                 self._count(None, garbage_bytes=stray)
@@ -255,7 +270,8 @@ class BusPoller:
                     if isinstance(ev, Answer):
                         answer = ev.frame
                     elif isinstance(ev, ResponseTimeout):
-                        self._count(link, timeouts=1)
+                        if not probe:
+                            self._count(link, timeouts=1)
                         timed_out = True
                         log.debug("bus %s: %s: timeout", s.name, _label(request))
                     else:
@@ -340,6 +356,25 @@ class BusPoller:
         self._transition(link, link.succeeded(self.clock(), telemetry, status))
         if link.identity_due(self.clock(), self.settings.identity_interval_s):
             await self._poll_identity(transport, link)
+
+    async def _discover(self, transport: SerialTransport) -> None:
+        """``addresses: auto``: ask every address where no module is known for analog
+        values, once; a module that answers is present from now on (its position is its
+        address's) and is polled at once. Absent addresses are probed again after
+        ``discover_interval_s``."""
+        self._next_discovery = self.clock() + self.settings.discover_interval_s
+        d = self.dialect
+        for link in self.links:
+            if link.present:
+                continue
+            if await self.transact(transport, None, d.request(d.ANALOG, link.address),
+                                   probe=True) is None:
+                continue
+            link.present = True
+            log.info("bus %s: found a module at address %d (module %d)", self.settings.name,
+                     link.address, link.position)
+            await self._poll_module(transport, link)
+            self.publish()
 
     async def _poll_identity(self, transport: SerialTransport, link: ModuleLink) -> None:
         identity = None

@@ -31,13 +31,14 @@ class Bank:
     """A simulator and a poller connected by a real byte stream, in one event loop."""
 
     def __init__(self, *, steps=(), packs=3, family="pace_v25", mode="per_address",
-                 stale_after_s=5.0, **bus) -> None:
-        self.sim = BankSimulator(family=family, addresses=list(range(1, packs + 1)), baud=BAUD,
+                 stale_after_s=5.0, sim_addresses=None, **bus) -> None:
+        sim_addresses = sim_addresses or list(range(1, packs + 1))
+        self.sim = BankSimulator(family=family, addresses=sim_addresses, baud=BAUD,
                                  turnaround_ms=0, scenario=Scenario.model_validate(
                                      {"steps": list(steps)}))
         self.hub = Hub()
         self.settings = dict(name="t", family=family, baud=BAUD, mode=mode,
-                             addresses=list(range(1, packs + 1)), timeout_ms=150,
+                             addresses=sim_addresses, timeout_ms=150,
                              byte_timeout_ms=50, gap_ms=0, retries=0, poll_interval_s=0.05,
                              offline_after=2, offline_retry_max_s=0.2, reconnect_max_s=0.2)
         self.settings.update(bus)
@@ -46,9 +47,10 @@ class Bank:
 
     def make_poller(self, url: str) -> BusPoller:
         bus = BusSettings(port=url, **self.settings)
-        links = [ModuleLink(bus="t", address=a, position=i + 1, offline_after=bus.offline_after,
-                            retry_base_s=0.05, retry_max_s=bus.offline_retry_max_s)
-                 for i, a in enumerate(bus.addresses)]
+        links = [ModuleLink(bus="t", address=a, position=i + 1, present=not bus.discovering,
+                            offline_after=bus.offline_after, retry_base_s=0.05,
+                            retry_max_s=bus.offline_retry_max_s)
+                 for i, a in enumerate(bus.effective_addresses)]
         self.poller = BusPoller(bus, links, hub=self.hub, stale_after_s=self.stale_after_s)
         return self.poller
 
@@ -144,6 +146,30 @@ def test_healthy_bank_online_with_exact_values(transport):
         assert m1.identity.firmware == "P16S100A-SIM-1.00"
         assert m1.counters.timeouts == 0 and m1.counters.frames_ok >= 4
         assert snap.bank.modules_online == 3 and snap.buses[0].connected
+    run(scenario())
+
+
+def test_auto_addresses_find_the_modules_and_place_them_by_address():
+    """addresses: auto probes 1..15 once; the three packs at DIP 3, 5 and 6 are found
+    (5 only on the second probe: it is silent at first), each at its address's position;
+    the silent addresses count no timeouts and never appear as modules."""
+    async def scenario():
+        # the first probe of all 15 addresses takes about 2 s; pack 5 is silent for 3 s,
+        # the second probe begins at 3 s
+        bank = Bank(sim_addresses=[3, 5, 6], addresses="auto", discover_interval_s=3,
+                    steps=[{"until_s": 3.0, "packs": [5], "fault": "silence"}])
+        async with bank.running():
+            snap = await bank.until(lambda s: [m.address for m in s.modules] == [3, 6]
+                                    and all_ok(s))
+            assert [m.position for m in snap.modules] == [3, 6]
+            assert snap.bank.modules_configured == 2
+            assert snap.buses[0].counters.timeouts == 0  # 13 silent probes
+            await bank.until(lambda s: len(s.modules) == 3 and all_ok(s))
+            bank.poller.publish()  # what the simulator sent last, as in the healthy test
+            snap = bank.hub.latest
+        assert [(m.address, m.position) for m in snap.modules] == [(3, 3), (5, 5), (6, 6)]
+        assert snap.modules[1].counters.timeouts == 0  # never polled before it was found
+        assert_matches_wire(bank, snap)
     run(scenario())
 
 

@@ -53,7 +53,14 @@ def test_simulated_bus_addresses_default_to_its_packs():
     ("rs485_bms:\n  buses:\n    - {name: a}\n",
      "gw.yaml:3: rs485_bms.buses.0: give exactly one of 'port' (real hardware) or 'simulate'"),
     ("rs485_bms:\n  buses:\n    - {name: a, port: /dev/ttyS0}\n",
-     "gw.yaml:3: rs485_bms.buses.0: 'addresses' is required for a real port, e.g. addresses: 2-13"),
+     "gw.yaml:3: rs485_bms.buses.0: 'addresses' is required for a real port, e.g. addresses: 2-13 "
+     "(or addresses: auto to find the modules)"),
+    ("rs485_bms:\n  buses:\n    - {name: a, port: /dev/ttyS0, addresses: auto, mode: master}\n",
+     "gw.yaml:3: rs485_bms.buses.0: addresses: auto needs mode: per_address (in master mode "
+     "the master answers for the bank: list its packs' addresses)"),
+    ("rs485_bms:\n  buses:\n    - {name: a, port: /dev/ttyS0, addresses: some}\n",
+     "gw.yaml:3: rs485_bms.buses.0.addresses: 'some' is not a list of addresses like '2-13' "
+     "or '2,3,5'"),
     ("rs485_bms:\n  buses:\n    - name: a\n      port: /dev/ttyS0\n      addresses: 1-3\n      famliy: pace_v25\n",
      "gw.yaml:6: rs485_bms.buses.0.famliy: unknown key; did you mean 'family'?"),
     ("rs485_bms:\n  buses:\n    - {name: a, port: x, addresses: [1, 1]}\n",
@@ -159,3 +166,18 @@ def test_a_scenario_naming_a_pack_outside_the_simulated_bank_is_a_config_error(t
                  f"{{packs: 4, scenario: {scenario}}}}}\n")
     assert len(got) == 1 and got[0].startswith("gw.yaml:3: rs485_bms.buses.0: scenario ")
     assert "steps.0.packs: 9 is not in the simulated bank (addresses 1..4)" in got[0]
+
+
+def test_auto_addresses_reserve_a_position_per_probed_address():
+    cfg = validate("rs485_bms:\n  buses:\n"
+                   "    - {name: a, port: /dev/ttyS0, addresses: auto}\n"
+                   "    - {name: b, port: /dev/ttyS1, family: pylontech, addresses: auto}\n"
+                   "    - {name: c, port: /dev/ttyS2, addresses: 4-5}\n")
+    s = cfg.section("rs485_bms")
+    a, b, c = s.buses
+    assert a.discovering and a.effective_addresses == list(range(1, 16))
+    assert b.effective_addresses == list(range(2, 14))
+    assert not c.discovering
+    got = [(bus.name, adr, pos) for bus, adr, pos in s.positions()]
+    assert got[0] == ("a", 1, 1) and got[14] == ("a", 15, 15)
+    assert got[15] == ("b", 2, 16) and got[-2:] == [("c", 4, 28), ("c", 5, 29)]
