@@ -228,7 +228,8 @@ class SnmpAgent:
                 self._bus_numbers = oid_map.assign_bus_numbers(self._bus_numbers, snap)
             variables = oid_map.make_oid_table(
                 snap, now=now, system=self._system, options=self._options,
-                bus_numbers=self._bus_numbers, counters=self.counter_values())
+                bus_numbers=self._bus_numbers, counters=self.counter_values(),
+                notifications=self.notifier.delivery_counts())
             self._table = Table(variables, live=self._live)
             self._table_key = key
         return self._table

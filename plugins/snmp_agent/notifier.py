@@ -196,6 +196,13 @@ class Notifier:
         self._request_id = self._request_id % (2**31 - 1) + 1
         return self._request_id
 
+    def delivery_counts(self) -> tuple[int, int]:
+        """(delivered, dropped) for bmsGwNotificationsSent/-Dropped: traps sent plus
+        informs acknowledged, per receiver; rate-limited notifications plus informs
+        dropped from a full queue."""
+        c = self.counters
+        return c.traps_sent + c.informs_acknowledged, c.rate_limited + c.informs_dropped
+
     # ------------------------------------------------------------------ settings ----
     def apply(self, settings: NotificationSettings) -> None:
         """New receivers, heartbeat interval and rate limit (SIGHUP)."""

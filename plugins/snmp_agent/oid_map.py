@@ -184,6 +184,8 @@ _COUNTER_NAMES = ("FramesOk", "Timeouts", "ChecksumErrors", "FormatErrors", "Rtn
                   "WrongAddress", "NoData", "GarbageBytes")
 GW_COUNTERS = tuple(_scalar(f"bmsGw{n}", _GW, 5 + i, C) for i, n in enumerate(_COUNTER_NAMES))
 GW_RECONNECTS = _scalar("bmsGwReconnects", _GW, 13, C)
+GW_NOTIFICATIONS_SENT = _scalar("bmsGwNotificationsSent", _GW, 14, C)
+GW_NOTIFICATIONS_DROPPED = _scalar("bmsGwNotificationsDropped", _GW, 15, C)
 
 # Bank scalars.
 BANK_CURRENT = _scalar("bmsBankCurrent", _BANK, 1, I, MILLIAMPS)
@@ -621,8 +623,8 @@ def make_heartbeat_variables(snapshot: BankSnapshot | None) -> list[Variable]:
 
 
 def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,
-                        bus_numbers: Mapping[str, int], options: BankOptions
-                        ) -> list[Variable]:
+                        bus_numbers: Mapping[str, int], options: BankOptions,
+                        notifications: tuple[int, int] | None = None) -> list[Variable]:
     """The BMS-GATEWAY-MIB subtree for ``snapshot`` at monotonic time ``now``, sorted.
 
     ``bus_numbers`` maps bus names to bmsBusIndex (see :func:`assign_bus_numbers`);
@@ -649,15 +651,20 @@ def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,
             seen.add(idx)
             _module(rows, m, idx, now, options)
         _alarms(rows, snapshot, options)
+    if notifications is not None:
+        rows.put(GW_NOTIFICATIONS_SENT, (0,), notifications[0])
+        rows.put(GW_NOTIFICATIONS_DROPPED, (0,), notifications[1])
     rows.items.sort(key=lambda v: v.oid)
     return rows.items
 
 
 def make_oid_table(snapshot: BankSnapshot | None, *, now: float, system: SystemInfo,
                    options: BankOptions, bus_numbers: Mapping[str, int],
-                   counters: Mapping[str, int]) -> list[Variable]:
-    """Everything the agent serves at ``now``, sorted by OID (system, snmp, BMS)."""
+                   counters: Mapping[str, int],
+                   notifications: tuple[int, int] | None = None) -> list[Variable]:
+    """Everything the agent serves at ``now``, sorted by OID (system, snmp, BMS).
+    ``notifications``: the notification originator's (delivered, dropped) counts."""
     return (make_system_variables(system, now=now, started_at=options.started_at,
                                   counters=counters)
             + make_bank_variables(snapshot, now=now, bus_numbers=bus_numbers,
-                                  options=options))
+                                  options=options, notifications=notifications))

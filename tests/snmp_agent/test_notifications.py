@@ -137,6 +137,14 @@ def test_rate_limit_drops_and_counts_the_excess(caplog):
     now[0] = 1.0
     n.handle_event(AlarmRaised(alarm=ALARM))
     assert len(sink.sent) == 8 and "back under the limit" in caplog.text
+    # served north: bmsGwNotificationsSent / bmsGwNotificationsDropped
+    assert n.delivery_counts() == (8, 7)
+    rows = om.make_bank_variables(None, now=0.0, bus_numbers={},
+                                  options=om.BankOptions(software_version="x", started_at=0.0),
+                                  notifications=n.delivery_counts())
+    served = {v.oid: v.value for v in rows}
+    assert served[om.GW_NOTIFICATIONS_SENT.oid + (0,)] == 8
+    assert served[om.GW_NOTIFICATIONS_DROPPED.oid + (0,)] == 7
 
 
 def test_inform_queue_is_bounded_and_keeps_only_the_newest_heartbeat(caplog):
