@@ -80,7 +80,6 @@ class BusPoller:
         self.session = Session()
         self._garbage_seen = 0
         self._last_error_kind = ""
-        self._addresses = frozenset(link.address for link in links)
         self._count_mismatch_logged = False
         self._heard = False  #: a valid answer arrived since the port was (re)opened
         #: called with (ADR the bad answer carried or None, error kind) for every bad
@@ -89,6 +88,9 @@ class BusPoller:
         self._bytes = 0
         #: with ``addresses: auto``: when the absent addresses are probed next
         self._next_discovery = float("-inf")
+        #: the last transaction heard an answer from the address it asked (even an error)
+        self._answered = False
+        self._foreign_seen = 0  #: requests of another master seen on this port so far
 
     # ------------------------------------------------------------------ publishing --
     @property
@@ -134,6 +136,8 @@ class BusPoller:
                     # a new byte stream: nothing outstanding, no partial frame carried over
                     self.session = Session()
                     self._garbage_seen = 0
+                    self._foreign_seen = 0
+                    self._next_discovery = float("-inf")  # a new line: probe it again
                     if self.state.cycles or self.state.reconnects:
                         self.state.reconnects += 1
                     log.log(logging.DEBUG if last_problem else logging.INFO,
@@ -177,8 +181,8 @@ class BusPoller:
         now = self.clock()
         delay = max(0.0, started + self.settings.poll_interval_s - now)
         present = [link for link in self.links if link.present]
-        if not present:  # auto, nothing found yet: nothing to do until the next probe
-            return max(delay, self._next_discovery - now)
+        if not present:  # auto, nothing found yet: empty cycles keep the bus status fresh
+            return max(delay, min(1.0, max(0.0, self._next_discovery - now)))
         if not any(link.due(now + delay) for link in present):
             wake = min(link.next_try_at for link in present)
             if self.settings.discovering:
@@ -218,8 +222,10 @@ class BusPoller:
         else:  # the whole bank's figures (every bus), unknown shown as '-', never 0
             current = "-" if b.current_ma is None else f"{b.current_ma / 1000:+.2f}"
             soc = "-" if b.soc_permille is None else f"{b.soc_permille / 10:.1f}"
+            cells = ("-" if b.cell_min_mv is None or b.cell_max_mv is None
+                     else f"{b.cell_min_mv}-{b.cell_max_mv}")
             figures = (f"bank {b.voltage_mean_mv / 1000:.2f} V, {current} A, SOC {soc} %, "
-                       f"cells {b.cell_min_mv}-{b.cell_max_mv} mV")
+                       f"cells {cells} mV")
         live = sum(1 for m in (snap.modules if snap else ())
                    if m.bus == self.settings.name and m.is_live)
         present = sum(1 for link in self.links if link.present)
@@ -255,6 +261,7 @@ class BusPoller:
             answer: Frame | None = None
             final = False
             timed_out = False
+            self._answered = False
             while self.session.outstanding is not None:
                 wait = (self.session.deadline or 0.0) - self.clock()
                 data = await transport.read(wait) if wait > 0 else b""
@@ -267,6 +274,8 @@ class BusPoller:
                 else:
                     events = self.session.poll(now=self.clock())
                 for ev in events:
+                    if not isinstance(ev, ResponseTimeout | AddressError | CidError):
+                        self._answered = True  # the answer, an RTN error or a garbled one
                     if isinstance(ev, Answer):
                         answer = ev.frame
                     elif isinstance(ev, ResponseTimeout):
@@ -280,6 +289,7 @@ class BusPoller:
                 if garbage:
                     self._garbage_seen += garbage
                     self._count(link, garbage_bytes=garbage)
+                self._note_foreign_requests()
                 if final and self.session.outstanding is not None:
                     self.session.cancel()
             if timed_out:
@@ -305,7 +315,8 @@ class BusPoller:
             self._count(link, checksum_errors=1)
         elif isinstance(exc, RtnError):
             self._count(link, rtn_errors=1)
-        elif isinstance(exc, AddressError) and exc.actual in self._addresses:
+        elif isinstance(exc, AddressError) and any(
+                link.present and link.address == exc.actual for link in self.links):
             # one of our own modules answering late (after its timeout): bus garbage,
             # not a module answering under the wrong address
             self._count(None, garbage_bytes=len(exc.raw))
@@ -357,24 +368,37 @@ class BusPoller:
         if link.identity_due(self.clock(), self.settings.identity_interval_s):
             await self._poll_identity(transport, link)
 
+    def _note_foreign_requests(self) -> None:
+        """Warn once per port when another master's requests appear on the line: two
+        masters on one half-duplex RS485 line collide (bms-protocol.md 7.2)."""
+        seen = self.session.counters.foreign_requests
+        if seen and not self._foreign_seen:
+            log.warning("bus %s: another master is polling on this line (its requests are "
+                        "ignored); two masters on one RS485 line garble each other's "
+                        "frames: poll the group master's host port instead, or remove the "
+                        "other master", self.settings.name)
+        self._foreign_seen = seen
+
     async def _discover(self, transport: SerialTransport) -> None:
         """``addresses: auto``: ask every address where no module is known for analog
-        values, once; a module that answers is present from now on (its position is its
-        address's) and is polled at once. Absent addresses are probed again after
-        ``discover_interval_s``."""
-        self._next_discovery = self.clock() + self.settings.discover_interval_s
+        values, once; a module that answers (even with an error code, or garbled) is
+        present from now on (its position is its address's) and is polled at once.
+        Absent addresses are probed again ``discover_interval_s`` after a complete
+        probe, and at once on a reopened port."""
         d = self.dialect
         for link in self.links:
             if link.present:
                 continue
-            if await self.transact(transport, None, d.request(d.ANALOG, link.address),
-                                   probe=True) is None:
+            await self.transact(transport, None, d.request(d.ANALOG, link.address),
+                                probe=True)
+            if not self._answered:
                 continue
             link.present = True
             log.info("bus %s: found a module at address %d (module %d)", self.settings.name,
                      link.address, link.position)
             await self._poll_module(transport, link)
             self.publish()
+        self._next_discovery = self.clock() + self.settings.discover_interval_s
 
     async def _poll_identity(self, transport: SerialTransport, link: ModuleLink) -> None:
         identity = None

@@ -173,6 +173,27 @@ def test_auto_addresses_find_the_modules_and_place_them_by_address():
     run(scenario())
 
 
+def test_auto_takes_a_garbled_answer_as_a_module_and_keeps_cycling_when_none_is_found():
+    """A module whose answers arrive garbled is there (never seen until its data is
+    good); a bus where nobody answers still completes (empty) cycles, so its status and
+    cycle age stay fresh while the next probe is far away."""
+    async def scenario():
+        bank = Bank(sim_addresses=[4], addresses="auto",
+                    steps=[{"until_s": 3.0, "packs": [4], "fault": "corrupt"}])
+        async with bank.running():
+            snap = await bank.until(lambda s: [m.address for m in s.modules] == [4])
+            assert statuses(snap) == [ModuleStatus.NEVER_SEEN]
+            snap = await bank.until(all_ok)
+        assert snap.modules[0].position == 4 and snap.modules[0].counters.checksum_errors >= 1
+
+        bank = Bank(sim_addresses=[4], addresses="auto",
+                    steps=[{"packs": [4], "fault": "silence"}])
+        async with bank.running():
+            snap = await bank.until(lambda s: s.buses[0].cycles >= 3)
+        assert snap.modules == () and snap.buses[0].counters.timeouts == 0
+    run(scenario())
+
+
 def test_master_mode_reads_the_bank_through_pack_1():
     async def scenario():
         bank = Bank(mode="master", packs=4)

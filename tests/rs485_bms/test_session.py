@@ -88,6 +88,8 @@ def test_frames_while_idle_are_unsolicited():
     session = Session()
     assert session.receive(ANSWER, now=1.0) == []
     assert session.counters.unsolicited == 1
+    assert session.receive(REQUEST.wire, now=1.1) == []  # another master's, while idle
+    assert (session.counters.unsolicited, session.counters.foreign_requests) == (1, 1)
 
 
 def test_rtn_error_ends_the_transaction(session):

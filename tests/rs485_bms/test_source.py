@@ -32,3 +32,14 @@ def test_the_summary_says_the_figures_are_the_banks_and_never_shows_unknown_as_z
     assert "1/2 live" in line and "1 never_seen" in line and "1 online" in line
     # bank-wide figures, labelled so; the unknown current and SOC are '-', not 0
     assert line.endswith("bank 52.70 V, - A, SOC - %, cells 3290-3310 mV")
+
+
+def test_another_master_on_the_line_is_warned_about_once(caplog):
+    p = poller("a", [1], Hub(clock=lambda: T0, wall_clock=lambda: 0.0))
+    p._note_foreign_requests()
+    assert "another master" not in caplog.text
+    p.session.counters.foreign_requests = 2
+    p._note_foreign_requests()
+    p.session.counters.foreign_requests = 5
+    p._note_foreign_requests()
+    assert caplog.text.count("bus a: another master is polling on this line") == 1

@@ -142,14 +142,14 @@ class Session:
         if item.cid2 == INTRA_PACK_RTN:
             c.intra_pack += 1
             return []
-        if request is None:
-            c.unsolicited += 1
-            return []
-        if item == request:
+        if request is not None and item == request:
             c.echoes += 1
             return []
-        if is_foreign_request(item):
+        if is_foreign_request(item):  # outstanding request or not
             c.foreign_requests += 1
+            return []
+        if request is None:
+            c.unsolicited += 1
             return []
         if item.adr != request.adr:
             c.wrong_address += 1
