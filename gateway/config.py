@@ -102,14 +102,15 @@ class ConfigDocument:
     #: what reading found (duplicate keys, unset ${ENV}, aliases); validation reports
     #: these together with its own, so that every problem is listed at once
     problems: list[Problem] = field(default_factory=list)
+    #: dotted paths whose value reading had to replace (an unset variable reads as "",
+    #: an alias as null): validation problems there are consequences, not news
+    replaced: set[str] = field(default_factory=set)
 
     def merge_problems(self, found: list[Problem]) -> list[Problem]:
-        """The reading problems plus ``found``, less validation problems at or below a
-        path that already has a reading problem (an unset variable reads as "", which
-        would be reported again as an invalid value)."""
-        read = [p.path for p in self.problems if p.path]
-        extra = [p for p in found
-                 if not any(p.path == r or p.path.startswith(r + ".") for r in read)]
+        """The reading problems plus ``found``, less the validation problems at or below
+        a value that reading replaced."""
+        extra = [p for p in found if not any(
+            p.path == r or p.path.startswith(r + ".") for r in self.replaced)]
         return sorted([*self.problems, *extra], key=lambda p: (p.line or 0, p.path))
 
     def line_of(self, path: Path_) -> int | None:
@@ -131,6 +132,7 @@ def _to_python(node: yaml.Node, path: Path_, doc: ConfigDocument, loader: _Loade
         # multiply ("billion laughs"); a config file has no need for them
         problems.append(Problem(doc.file, doc.line_of(path), _dotted(path),
                                 "YAML aliases (*name) are not supported: write the value out"))
+        doc.replaced.add(_dotted(path))
         return None
     seen.add(id(node))
     doc.lines[path] = node.start_mark.line + 1
@@ -165,6 +167,7 @@ def _to_python(node: yaml.Node, path: Path_, doc: ConfigDocument, loader: _Loade
                 return default
             problems.append(Problem(doc.file, node.start_mark.line + 1, _dotted(path),
                                     f"environment variable {name!r} is not set"))
+            doc.replaced.add(_dotted(path))
             return ""
         value = _ENV.sub(sub, value)
         doc.secrets.add(path)
@@ -259,11 +262,9 @@ class GatewayConfig:
     def redacted(self) -> dict[str, Any]:
         """The configuration as given, with every secret replaced by ``********``: each
         value that came from the environment, and each value of a secret field
-        (``pydantic.SecretStr``: communities, passphrases) even when written in clear."""
-        secrets = set(self.document.secrets)
-        for name, model in self.sections.items():
-            secrets |= _secret_paths(model, (name,))
-        return redact(self.document, secrets)
+        (``pydantic.SecretStr``: communities, passphrases) even when written in clear,
+        in disabled sections too."""
+        return redact(self.document)
 
 
 def _secret_paths(value: Any, path: Path_) -> set[Path_]:
@@ -280,11 +281,9 @@ def _secret_paths(value: Any, path: Path_) -> set[Path_]:
     return set()
 
 
-def redact(doc: ConfigDocument, secrets: typing.Collection[Path_] | None = None) -> Any:
-    secrets = doc.secrets if secrets is None else secrets
-
+def redact(doc: ConfigDocument) -> Any:
     def walk(value: Any, path: Path_) -> Any:
-        if path in secrets:
+        if path in doc.secrets:
             return REDACTED
         if isinstance(value, dict):
             return {k: walk(v, path + (k,)) for k, v in value.items()}
@@ -420,6 +419,7 @@ def validate_document(doc: ConfigDocument, models: dict[str, type[pydantic.BaseM
         except pydantic.ValidationError as exc:
             problems.extend(validation_problems(doc, exc, model, value, prefix=(key,)))
             continue
+        doc.secrets |= _secret_paths(validated, (key,))  # redacted, enabled or not
         if key == CORE_SECTION:
             core = validated
         elif key not in disabled:

@@ -175,6 +175,17 @@ def test_secret_fields_are_redacted_even_when_written_in_clear(tmp_path):
     cfg = load(tmp_path, "demo:\n  community: written-in-the-file\n  label: shown\n")
     shown = cfg.redacted()
     assert shown["demo"] == {"community": REDACTED, "label": "shown"}
+    cfg = load(tmp_path, "demo:\n  enabled: false\n  community: in-a-disabled-section\n")
+    assert cfg.redacted()["demo"]["community"] == REDACTED
+
+
+def test_a_duplicate_key_hides_no_other_problem(tmp_path):
+    got = problems(tmp_path, "demo:\n  count: x\n  count: 3\n  inner: {port: y}\n")
+    assert got == [f"{tmp_path}/gw.yaml:2: demo.count: Input should be a valid integer, "
+                   "unable to parse string as an integer",  # the value kept: the first
+                   f"{tmp_path}/gw.yaml:3: demo.count: duplicate key (first given on line 2)",
+                   f"{tmp_path}/gw.yaml:4: demo.inner.port: Input should be a valid integer, "
+                   "unable to parse string as an integer"]
 
 
 def test_check_config_print_redacts(tmp_path, capsys, monkeypatch):
