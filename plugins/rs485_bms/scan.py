@@ -86,7 +86,6 @@ class Finding:
     identity: str = ""
     wrong_addresses: set[int] = field(default_factory=set)
     garbled: int = 0
-    timeouts: int = 0
 
     @property
     def present(self) -> bool:
@@ -203,7 +202,6 @@ async def scan_bus(url: str, *, family: str, addresses: list[int], baud: int,
             answer, errors = await poller.ask(transport, link, d.request(d.ANALOG, link.address))
             for exc in errors:
                 _note(finding, exc, analog=True)
-            finding.timeouts = link.counters.timeouts
             if answer is None:
                 continue
             finding.answered = True
@@ -289,9 +287,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         addresses = parse_addresses(args.addresses)
         expected = parse_addresses(args.expect) if args.expect else None
-        outside = [a for a in addresses + (expected or []) if a not in profile.addresses]
+        lowest = max(1, profile.addresses.start)  # 0 is a stand-alone pack, never polled
+        outside = [a for a in addresses + (expected or [])
+                   if a < lowest or a not in profile.addresses]
         if outside or not addresses:
-            raise ValueError(f"{args.family} addresses are {profile.addresses.start}.."
+            raise ValueError(f"{args.family} addresses are {lowest}.."
                              f"{profile.addresses.stop - 1}; {outside or 'none'} given")
         if not args.listen_s >= 0:
             raise ValueError(f"--listen-s {args.listen_s}: must be 0 or more")
@@ -304,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"bms-gateway scan: {exc}", file=sys.stderr)
         return 2
     print(f"scanning {args.port} ({args.family}, {args.baud} Bd) addresses "
-          f"{addresses[0]}..{addresses[-1]}", flush=True)
+          f"{args.addresses}", flush=True)
     try:
         report = asyncio.run(scan_bus(args.port, family=args.family, addresses=addresses,
                                       baud=args.baud, timeout_ms=args.timeout_ms,

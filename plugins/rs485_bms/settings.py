@@ -117,7 +117,16 @@ class BusSettings(Section):
     @pydantic.field_validator("addresses", mode="before")
     @classmethod
     def _parse_addresses(cls, value: object) -> object:
-        return value if value == AUTO else parse_addresses(value)
+        if value == AUTO:
+            return value
+        value = parse_addresses(value)
+        # checked here, so that a bad list gets one message, not one per union member
+        if isinstance(value, list):
+            for a in value:
+                if isinstance(a, bool) or not isinstance(a, int) or not 1 <= a <= 254:
+                    raise ValueError(f"{a!r} is not an address: DIP addresses are 1..254 "
+                                     "(or addresses: auto)")
+        return value
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> BusSettings:
@@ -138,7 +147,7 @@ class BusSettings(Section):
             _check_scenario_file(self.simulate.scenario, self.family,
                                  self.simulated_addresses)
         profile = PROFILES[self.family.value]
-        lo, hi = profile.addresses.start, profile.addresses.stop - 1
+        lo, hi = max(1, profile.addresses.start), profile.addresses.stop - 1
         outside = [a for a in self.effective_addresses if a not in profile.addresses]
         if outside:
             raise ValueError(f"{self.family.value} addresses are {lo}..{hi}; "

@@ -208,9 +208,9 @@ BAD = [
     ({"baud": 300}, "--baud 300: Input should be greater than or equal to 1200"),
     ({"baud": 2_000_000}, "--baud 2000000: Input should be less than or equal to 921600"),
     ({"timeout_ms": 5}, "--timeout-ms 5: Input should be greater than or equal to 10"),
-    ({"addresses": "0-2"}, "--addresses 0: Input should be greater than or equal to 1"),
+    ({"addresses": "0-2"}, "pace_v25 addresses are 1..15; [0] given"),
     ({"addresses": "1,1"}, "'addresses' lists an address twice"),
-    ({"addresses": "20"}, "pace_v25 addresses are 0..15; [20] given"),
+    ({"addresses": "20"}, "pace_v25 addresses are 1..15; [20] given"),
     ({"addresses": "x"}, "'x' is not a list of addresses"),
     ({"listen_s": -1.0}, "--listen-s -1.0: must be 0 or more"),
 ]

@@ -58,6 +58,9 @@ def test_simulated_bus_addresses_default_to_its_packs():
     ("rs485_bms:\n  buses:\n    - {name: a, port: /dev/ttyS0, addresses: auto, mode: master}\n",
      "gw.yaml:3: rs485_bms.buses.0: addresses: auto needs mode: per_address (in master mode "
      "the master answers for the bank: list its packs' addresses)"),
+    ("rs485_bms:\n  buses:\n    - {name: a, port: /dev/ttyS0, addresses: [3, 0, 300]}\n",
+     "gw.yaml:3: rs485_bms.buses.0.addresses: 0 is not an address: DIP addresses are 1..254 "
+     "(or addresses: auto)"),
     ("rs485_bms:\n  buses:\n    - {name: a, port: /dev/ttyS0, addresses: some}\n",
      "gw.yaml:3: rs485_bms.buses.0.addresses: 'some' is not a list of addresses like '2-13' "
      "or '2,3,5'"),
@@ -107,9 +110,9 @@ def test_scenario_errors_name_file_and_line(tmp_path):
 
 @pytest.mark.parametrize(("bus", "expected"), [
     ("{name: a, port: /dev/ttyS0, addresses: 14-16}",
-     "rs485_bms.buses.0: pace_v25 addresses are 0..15; 16 is outside"),
+     "rs485_bms.buses.0: pace_v25 addresses are 1..15; 16 is outside"),
     ("{name: a, simulate: {packs: 4, first_address: 14}}",
-     "rs485_bms.buses.0: pace_v25 addresses are 0..15; 16, 17 is outside"),
+     "rs485_bms.buses.0: pace_v25 addresses are 1..15; 16, 17 is outside"),
     ("{name: a, port: /dev/ttyS0, addresses: 1-3, family: eg4_lifepower4, mode: master}",
      "rs485_bms.buses.0: eg4_lifepower4 has no all-packs (FF) form: use mode: per_address"),
 ])
