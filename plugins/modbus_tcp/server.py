@@ -20,12 +20,13 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.hub import Hub
+from gateway.model import ModuleReading
 from plugins.modbus_tcp.protocol import Counters, Session, Table, UnitScheme, compile_tables
-from plugins.modbus_tcp.register_map import DeviceInfo, make_image
+from plugins.modbus_tcp.register_map import MAX_POSITIONS, DeviceInfo, make_image
 from plugins.modbus_tcp.settings import ModbusTcpSettings, UnknownUnits
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class ModbusTcpServer:
         self._rendered_at = float("-inf")
         self._connections: set[_Connection] = set()
         self._at_limit = False
+        self._beyond_logged = False
         self.counters = ServerCounters()
         self.address: tuple[str, int] | None = None  #: where it listens, once started
         self.started = asyncio.Event()
@@ -76,12 +78,25 @@ class ModbusTcpServer:
         now = self._clock()
         seq = None if latest is None else latest.seq
         if seq != self._rendered_seq or now - self._rendered_at >= RENDER_INTERVAL_S:
+            if latest is not None and seq != self._rendered_seq:
+                self._check_positions(latest.modules)
             image = make_image(latest, now, stale_after_s=self.settings.stale_after_s,
                                device=self._device)
             self._tables = compile_tables(image, self._scheme)
             self._rendered_seq = seq
             self._rendered_at = now
         return self._tables
+
+    def _check_positions(self, modules: Sequence[ModuleReading]) -> None:
+        """Say once that modules past the map's last block are not served (each bus
+        with ``addresses: auto`` takes 15 positions)."""
+        beyond = sorted(m.position for m in modules if m.position > MAX_POSITIONS)
+        if beyond and not self._beyond_logged:
+            self._beyond_logged = True
+            log.warning("Modbus-TCP: the register map has blocks for module positions "
+                        "1..%d; modules at positions %s are not served on Modbus (list "
+                        "fewer addresses, or fewer buses with addresses: auto)",
+                        MAX_POSITIONS, ", ".join(map(str, beyond)))
 
     # ------------------------------------------------------------------ running -------
 

@@ -110,3 +110,16 @@ def test_every_config_key_is_documented(repo):
     for name, field in ModbusTcpSettings.model_fields.items():
         assert f"| `{name}` |" in doc, f"{name} is missing from the key table of docs/modbus.md"
         assert field.description, name
+
+
+def test_modules_past_the_last_block_are_named_once(mb, caplog):
+    clock = lambda: 100.0  # noqa: E731
+    hub, _ = mb.make_hub(clock)
+    server = ModbusTcpServer(ModbusTcpSettings(port=0), hub, clock=clock)
+    modules = [mb.make_module(p, 100.0) for p in (1, 64, 65, 70)]
+    hub.update("rs485_bms", modules=modules)
+    server.tables()
+    hub.update("rs485_bms", modules=modules)
+    server.tables()
+    warnings = [r.getMessage() for r in caplog.records if "not served on Modbus" in r.message]
+    assert len(warnings) == 1 and "positions 65, 70 are not served" in warnings[0]
