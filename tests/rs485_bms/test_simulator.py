@@ -58,9 +58,11 @@ def test_ff_answer_zeroes_only_the_all_zero_slave(family):
     telemetry = make_dialect(family).telemetry(answer)
     assert [t is None for t in telemetry] == [False, True, False, False]
     assert set(answer.packs[1].cell_mv) == {0}
-    # a 0x44 answer is not an analog payload: it stays as it was
+    # a 0x44 answer is not an analog payload: it stays as it was, equal to a bank's
+    # without the fault
     _, status = ask_all(sim, 0x44)
-    assert len(status.packs) == 4
+    _, clean = ask_all(bank([], family=family), 0x44)
+    assert status.packs == clean.packs and len(status.packs) == 4
 
 
 def test_ff_status_answer_carries_a_slaves_flags_in_its_block():
