@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.hub import Hub
+from gateway.hub import Hub, age_snapshot
 from gateway.model import AlarmCleared, AlarmRaised
 
 from plugins.snmp_agent.notifications import (
@@ -255,7 +255,9 @@ class Notifier:
 
     def send_heartbeat(self) -> None:
         self.counters.heartbeats += 1
-        self.send(make_heartbeat(self.hub.latest, self.uptime_ticks()))
+        latest = self.hub.latest  # as it stands now, like every value the agent serves
+        self.send(make_heartbeat(None if latest is None else age_snapshot(latest, self.clock()),
+                                 self.uptime_ticks()))
 
     # ------------------------------------------------------------------ run ---------
     async def run(self) -> None:

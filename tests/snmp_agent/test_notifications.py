@@ -12,7 +12,15 @@ from pyasn1.codec.ber import decoder
 from pysnmp.proto import api
 
 from gateway.hub import Hub
-from gateway.model import Alarm, AlarmCleared, AlarmRaised, Severity
+from gateway.model import (
+    Alarm,
+    AlarmCleared,
+    AlarmRaised,
+    LinkState,
+    ModuleReading,
+    ModuleStatus,
+    Severity,
+)
 from plugins.snmp_agent import oid_map as om
 from plugins.snmp_agent.notifications import (
     Category,
@@ -192,3 +200,23 @@ def test_a_receiver_listed_twice_and_a_heartbeat_below_a_second_are_refused():
         NotificationSettings.model_validate({"heartbeat_interval_s": 0.5})
     s = SnmpAgentSettings.model_validate({"notifications": {"receivers": [V2C]}})
     assert s.notifications.receivers[0].port == 162
+
+
+def test_the_heartbeat_reports_data_as_it_stands_when_sent():
+    """A module still 'ok' in the hub's last snapshot but past its stale age is stale in
+    the heartbeat, as everywhere the agent serves it."""
+    now = [0.0]
+    n = notifier([V2C], clock=lambda: now[0])
+    n.hub = Hub(clock=lambda: now[0])
+    n.hub.update("s", modules=[ModuleReading(
+        bus="b", address=1, position=1, status=ModuleStatus.OK, link=LinkState.ONLINE,
+        updated_at=0.0, stale_after_s=30.0)])
+    sink = Sink()
+    n.transport = sink  # type: ignore[assignment]
+    now[0] = 31.0  # the hub published nothing since
+    n.send_heartbeat()
+    msg, _ = decoder.decode(sink.sent[0][0],
+                            asn1Spec=api.PROTOCOL_MODULES[api.SNMP_VERSION_2C].Message())
+    p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+    values = {tuple(o): v for o, v in p.apiPDU.get_varbinds(p.apiMessage.get_pdu(msg))}
+    assert int(values[om.BANK_WORST_STATUS.oid + (0,)]) == int(ModuleStatus.STALE)
