@@ -175,18 +175,18 @@ class BusSettings(Section):
         """The addresses polled (with ``auto``: probed), in position order."""
         if self.discovering:
             return list(AUTO_ADDRESSES[self.family])
-        if self.addresses or self.simulate is None:
-            return list(self.addresses)
-        return self.simulated_addresses
+        return list(self.addresses) if self.simulate is None else self.simulated_addresses
 
     @property
     def simulated_addresses(self) -> list[int]:
-        """The packs of the in-process simulator: the listed addresses, else
-        ``packs`` addresses from ``first_address``."""
+        """The packs of the in-process simulator (none on a real port): the listed
+        addresses, else ``packs`` addresses from ``first_address``."""
+        if self.simulate is None:
+            return []
         if self.addresses and not self.discovering:
             return list(self.addresses)
-        first = self.simulate.first_address if self.simulate is not None else 1
-        return list(range(first, first + (self.simulate.packs if self.simulate else 0)))
+        first = self.simulate.first_address
+        return list(range(first, first + self.simulate.packs))
 
 
 def _check_scenario_file(path: Path, family: Family, addresses: list[int]) -> None:
