@@ -362,14 +362,16 @@ class ServedModule:
 
 
 def served_status(m: ModuleReading, now: float, stale_after_s: float) -> int:
-    """The status the map serves: the snapshot's, except that data claimed live but older
-    than ``stale_after_s`` (or without a time) is served as stale - the guard against a
+    """The status the map serves: the module's at ``now`` (its source's stale age, as
+    the SNMP agent serves it), and data still live but older than this server's
+    ``stale_after_s`` (or without a time) served as stale too - the guard against a
     south side that stopped publishing."""
-    if m.status is ModuleStatus.OK:
+    status = m.status_at(now)
+    if status is ModuleStatus.OK:
         age = m.age_s(now)
         if age is None or age > stale_after_s:
             return ModuleStatus.STALE
-    return m.status.value
+    return status.value
 
 
 def _age(now: float, then: float | None) -> int | None:

@@ -220,6 +220,15 @@ def test_serial_is_served_whatever_the_status(snapshot, clock, mb):
     assert module_fields(image_of(snapshot, clock.now), mb.NEVER_SEEN)["serial"] is None
 
 
+def test_the_sources_stale_age_applies_too_as_on_snmp(snapshot, clock):
+    m = snapshot.module(1)
+    aged = dataclasses.replace(snapshot, modules=(
+        dataclasses.replace(m, stale_after_s=30.0),) + snapshot.modules[1:])
+    later = m.updated_at + 40.0  # past the source's 30 s, within this server's 60 s
+    assert module_fields(image_of(aged, later), 1)["status"] == ModuleStatus.STALE
+    assert module_fields(image_of(snapshot, later), 1)["status"] == ModuleStatus.OK
+
+
 def test_live_data_older_than_stale_after_is_served_stale(snapshot, clock):
     """A south side that stopped publishing must not leave frozen values looking live."""
     fresh = image_of(snapshot, clock.now + STALE_AFTER - 2.5)
