@@ -22,6 +22,8 @@ from gateway.hub import Hub
 log = logging.getLogger(__name__)
 
 ROLES = ("north", "service", "south")  #: shutdown order
+#: a component still running this long after its cancellation is named in the log
+SHUTDOWN_REPORT_S = 5.0
 
 
 class Component(Protocol):
@@ -146,7 +148,7 @@ class Gateway:
                 for role in ROLES:
                     for t in tasks[role]:
                         t.cancel()
-                    await asyncio.gather(*tasks[role], return_exceptions=True)
+                    await _stopped(tasks[role])
                 ticker.cancel()
         finally:
             for sig in installed:
@@ -172,7 +174,8 @@ class Gateway:
                 started = time.monotonic()
                 while not stop.is_set():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=limit / 2 if usec else 3600)
+                        async with asyncio.timeout(limit / 2 if usec else 3600):
+                            await stop.wait()
                     # progress = every source (every bus) updated the hub within the last
                     # watchdog interval (before the first update: start-up grace)
                     last = self.hub.oldest_source_update() or started
@@ -180,3 +183,19 @@ class Gateway:
                         send("WATCHDOG=1")
             finally:
                 send("STOPPING=1")
+
+
+async def _stopped(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for cancelled tasks to end; name any that is slow about it, and where it
+    waits, so a shutdown that hangs says why (systemd would otherwise just kill it)."""
+    pending = set(tasks)
+    waited = 0.0
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=SHUTDOWN_REPORT_S)
+        waited += SHUTDOWN_REPORT_S
+        for t in sorted(pending, key=asyncio.Task.get_name):
+            stack = t.get_stack()
+            where = (f"{stack[-1].f_code.co_filename}:{stack[-1].f_lineno} "
+                     f"({stack[-1].f_code.co_name})" if stack else "an unknown place")
+            log.error("shutdown: %s is still running %g s after it was stopped; it waits "
+                      "in %s", t.get_name(), waited, where)

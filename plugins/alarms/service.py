@@ -69,7 +69,8 @@ class AlarmService:
             while True:
                 interval = p.settings.evaluate_interval_s
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(p.wakeup.wait(), timeout=interval)
+                    async with asyncio.timeout(interval):
+                        await p.wakeup.wait()
                 p.wakeup.clear()
                 latest = self.hub.latest
                 if latest is not None and self.clock() - latest.created_at >= interval:

@@ -113,7 +113,8 @@ class ModbusTcpServer:
             self.started.set()
             while True:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(watch.next(), timeout=RENDER_INTERVAL_S)
+                    async with asyncio.timeout(RENDER_INTERVAL_S):
+                        await watch.next()
                 self.tables()
                 self._close_idle(loop.time())
         finally:

@@ -79,7 +79,8 @@ class InformSender:
         # pysnmp reports a timeout itself; this bound only guards against a lost callback
         limit = r.timeout_s * (r.retries + 1) * 3 + 10
         try:
-            error_indication, error_status = await asyncio.wait_for(done, limit)
+            async with asyncio.timeout(limit):
+                error_indication, error_status = await done
         except TimeoutError:
             log.debug("snmp_agent: %s: no outcome from pysnmp for %s", r.label,
                       notification.label)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
-import contextlib
 import logging
 import socket
 import time
@@ -157,11 +156,15 @@ class _InformTarget(_Target):
             sender.close()
 
     async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
+            # asyncio.wait, not ``await task`` under suppress(CancelledError): that would
+            # also swallow a cancellation of the caller (the notifier shutting down)
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is not None:
+                log.error("snmp_agent: %s: sender failed: %r", self.receiver.label,
+                          task.exception())
 
 
 def _make_target(receiver: Receiver, notifier: Notifier) -> _Target:
@@ -293,7 +296,8 @@ class Notifier:
                 await self._heartbeat_changed.wait()
                 continue
             try:
-                await asyncio.wait_for(self._heartbeat_changed.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._heartbeat_changed.wait()
             except TimeoutError:
                 self.send_heartbeat()
 

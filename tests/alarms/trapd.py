@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -205,6 +206,9 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+                # shown with the failing test: the gateway names what it still waited for
+                print("bms-gateway ignored SIGTERM for 15 s and was killed; its log:\n"
+                      + self.log(), file=sys.stderr)
         self._thread.join(5)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
