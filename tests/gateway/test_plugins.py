@@ -108,7 +108,9 @@ def test_third_party_plugin_config_validated_and_component_runs(gateway_cmd, dem
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 20
-        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        # the file may exist a moment before its text is in it
+        while (not marker.exists() or marker.read_text() != "hello") \
+                and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert marker.read_text() == "hello"
         proc.terminate()

@@ -25,6 +25,10 @@ from plugins.rs485_bms.source import BusPoller
 pytestmark = pytest.mark.e2e
 
 BAUD = 38400  # fast enough for short tests, still paced at wire speed
+#: answers start about 5 ms after a request (65 ms with the delay fault); 1 s leaves room
+#: for a loaded CI box to stall this process without a healthy module timing out. Tests
+#: that wait for many timeouts (silent probes, late or misaddressed answers) use:
+SHORT_TIMEOUT_MS = 300
 
 
 class Bank:
@@ -38,7 +42,7 @@ class Bank:
                                      {"steps": list(steps)}))
         self.hub = Hub()
         self.settings = dict(name="t", family=family, baud=BAUD, mode=mode,
-                             addresses=sim_addresses, timeout_ms=150,
+                             addresses=sim_addresses, timeout_ms=1000,
                              byte_timeout_ms=50, gap_ms=0, retries=0, poll_interval_s=0.05,
                              offline_after=2, offline_retry_max_s=0.2, reconnect_max_s=0.2)
         self.settings.update(bus)
@@ -154,10 +158,11 @@ def test_auto_addresses_find_the_modules_and_place_them_by_address():
     (5 only on the second probe: it is silent at first), each at its address's position;
     the silent addresses count no timeouts and never appear as modules."""
     async def scenario():
-        # the first probe of all 15 addresses takes about 2 s; pack 5 is silent for 3 s,
-        # the second probe begins at 3 s
-        bank = Bank(sim_addresses=[3, 5, 6], addresses="auto", discover_interval_s=3,
-                    steps=[{"until_s": 3.0, "packs": [5], "fault": "silence"}])
+        # the first probe of all 15 addresses takes about 4 s (12 silent ones at 0.3 s);
+        # pack 5 is silent for 5 s, the second probe begins at 6 s
+        bank = Bank(sim_addresses=[3, 5, 6], addresses="auto", discover_interval_s=6,
+                    timeout_ms=SHORT_TIMEOUT_MS,
+                    steps=[{"until_s": 5.0, "packs": [5], "fault": "silence"}])
         async with bank.running():
             snap = await bank.until(lambda s: [m.address for m in s.modules] == [3, 6]
                                     and all_ok(s))
@@ -178,7 +183,7 @@ def test_auto_takes_a_garbled_answer_as_a_module_and_keeps_cycling_when_none_is_
     good); a bus where nobody answers still completes (empty) cycles, so its status and
     cycle age stay fresh while the next probe is far away."""
     async def scenario():
-        bank = Bank(sim_addresses=[4], addresses="auto",
+        bank = Bank(sim_addresses=[4], addresses="auto", timeout_ms=SHORT_TIMEOUT_MS,
                     steps=[{"until_s": 3.0, "packs": [4], "fault": "corrupt"}])
         async with bank.running():
             snap = await bank.until(lambda s: [m.address for m in s.modules] == [4])
@@ -186,7 +191,8 @@ def test_auto_takes_a_garbled_answer_as_a_module_and_keeps_cycling_when_none_is_
             snap = await bank.until(all_ok)
         assert snap.modules[0].position == 4 and snap.modules[0].counters.checksum_errors >= 1
 
-        bank = Bank(sim_addresses=[4], addresses="auto",
+        # nobody answers, so no answer can be timed out by a stall: the shortest timeout
+        bank = Bank(sim_addresses=[4], addresses="auto", timeout_ms=150,
                     steps=[{"packs": [4], "fault": "silence"}])
         async with bank.running():
             snap = await bank.until(lambda s: s.buses[0].cycles >= 3)
@@ -307,7 +313,8 @@ def test_delayed_answer_within_timeout_is_fine():
 
 def test_late_answer_times_out_and_is_discarded_as_garbage():
     async def scenario():
-        bank = Bank(steps=[{"until_s": 1.5, "packs": [1], "fault": "late", "delay_ms": 200}])  # noqa: E501
+        bank = Bank(timeout_ms=SHORT_TIMEOUT_MS,
+                    steps=[{"until_s": 2.5, "packs": [1], "fault": "late", "delay_ms": 500}])
         async with bank.running():
             snap = await bank.until(lambda s: s.modules[0].counters.timeouts >= 2
                                     and s.buses[0].counters.garbage_bytes > 0)
@@ -328,7 +335,9 @@ def test_late_answer_times_out_and_is_discarded_as_garbage():
 ])
 def test_bad_answers_are_counted_and_the_pack_recovers(fault, counter):
     async def scenario():
-        bank = Bank(steps=[{"until_s": 1.2, "packs": [2], "fault": fault, "commands": [0x42]}])
+        # a misaddressed answer is waited past until the timeout: short ones here
+        bank = Bank(timeout_ms=SHORT_TIMEOUT_MS,
+                    steps=[{"until_s": 2.5, "packs": [2], "fault": fault, "commands": [0x42]}])
         async with bank.running():
             snap = await bank.until(lambda s: getattr(s.modules[1].counters, counter) >= 2)
             assert snap.modules[1].status is ModuleStatus.NEVER_SEEN

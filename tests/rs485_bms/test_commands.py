@@ -39,7 +39,7 @@ def simulator(gateway_cmd, subprocess_env, tmp_path):
 
 def scan(gateway_cmd, env, url, *args):
     return subprocess.run(gateway_cmd + ["scan", "--port", url, "--baud", "115200",
-                                         "--listen-s", "0.5", "--timeout-ms", "200", *args],
+                                         "--listen-s", "0.5", "--timeout-ms", "500", *args],
                           capture_output=True, text=True, env=env, timeout=60)
 
 
