@@ -422,3 +422,41 @@ def test_the_mbpoll_examples_in_the_docs_work(make_server, mbpoll, repo):
     assert values(outputs[lines[1]]) == {12: snap.bank.current_ma}
     assert values(outputs[lines[4]]) == {40000: 21365, 40001: 28243}
     assert values(outputs[lines[2]])[1402] == 3 and values(outputs[lines[3]])[1002] == 3
+
+
+# ---------------------------------------------------------------- pymodbus client ------
+
+def test_the_pymodbus_client_reads_values_and_sees_each_exception(server, repo):
+    """pymodbus 3's client, the one Python SCADA scripts use: the same registers on FC03
+    and FC04, a negative int32 high word first, and the exception codes by number (it
+    refuses to send a quantity above 125 itself, as mbpoll does)."""
+    from pymodbus.client import ModbusTcpClient
+
+    snap = server.hub.latest
+    client = ModbusTcpClient("127.0.0.1", port=server.port, timeout=5, retries=0)
+    assert client.connect()
+    try:
+        n = rm.BANK_BLOCK.length
+        fc03 = client.read_holding_registers(0, count=n, device_id=1)
+        fc04 = client.read_input_registers(0, count=n, device_id=1)
+        assert not fc03.isError() and fc03.registers == fc04.registers
+        assert fc03.registers[BANK["map_version"]] == rm.MAP_VERSION
+        at = BANK["current_ma"]
+        current = client.convert_from_registers(fc03.registers[at:at + 2],
+                                                client.DATATYPE.INT32, word_order="big")
+        assert snap.bank.current_ma < 0 and current == snap.bank.current_ma
+        answers = {
+            "write": client.write_register(0, 5, device_id=1),
+            "past the block": client.read_holding_registers(n, count=1, device_id=1),
+            "unknown unit": client.read_holding_registers(0, count=1, device_id=9),
+        }
+        assert {k: (r.isError(), r.exception_code) for k, r in answers.items()} == {
+            "write": (True, 0x01), "past the block": (True, 0x02),
+            "unknown unit": (True, 0x0A)}
+        assert client.read_holding_registers(0, count=1, device_id=1).registers == [
+            rm.MAP_VERSION]  # nothing was written, the connection still serves
+        doc = (repo / "docs" / "modbus.md").read_text()  # its example's numbers
+        assert f"read_holding_registers(0, count={n}, device_id=1)" in doc
+        assert f"regs[{at}:{at + 2}]" in doc
+    finally:
+        client.close()
