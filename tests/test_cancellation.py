@@ -70,7 +70,8 @@ def test_the_notifier_stops_when_cancelled_as_its_heartbeat_changes():
         notifier = Notifier(settings, Hub(), uptime_ticks=lambda: 0, engine_seed="t")
         task = asyncio.create_task(notifier.run())
         await settle()
-        await wake_and_cancel(task, notifier._heartbeat_changed.set)
+        faster = settings.model_copy(update={"heartbeat_interval_s": 30})
+        await wake_and_cancel(task, lambda: notifier.apply(faster))  # SIGHUP's path
     asyncio.run(main())
 
 
