@@ -1,4 +1,4 @@
-"""Test vectors of the rs485_bms codec: every frame in ../shared/frames/frames.json.
+"""Test vectors of the rs485_bms codec: every frame in tests/data/frames.json.
 
 Tests ask for one of these fixtures and are parametrized by vector id:
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-VECTORS_PATH = Path(__file__).resolve().parents[2].parent / "shared/frames/frames.json"
+VECTORS_PATH = Path(__file__).resolve().parents[1] / "data/frames.json"
 VECTORS: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 
 GOOD = [v for v in VECTORS if "error" not in v["expected"]]

@@ -23,8 +23,8 @@ from plugins.rs485_bms.protocol import (
     parse_frame,
 )
 
-VECTORS = json.loads((Path(__file__).resolve().parents[2].parent
-                      / "shared/frames/frames.json").read_text(encoding="utf-8"))
+VECTORS = json.loads((Path(__file__).resolve().parents[1]
+                      / "data/frames.json").read_text(encoding="utf-8"))
 FRAMES = [v["response"].encode("ascii") + b"\r" for v in VECTORS]
 FUZZ = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 
