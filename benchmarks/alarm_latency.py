@@ -44,8 +44,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from plugins.rs485_bms.scenario import Scenario  # noqa: E402
-from plugins.rs485_bms.simulator import BankSimulator  # noqa: E402
+from plugins.rs485_bms.sim.scenario import Scenario  # noqa: E402
+from plugins.rs485_bms.sim.simulator import BankSimulator  # noqa: E402
 
 PACKS = (1, 2, 3, 4)
 CELL = 5

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from gateway.hub import Hub
-from plugins.rs485_bms.link import ModuleLink
+from plugins.rs485_bms.poller.link import ModuleLink
 from plugins.rs485_bms.settings import BusSettings
-from plugins.rs485_bms.source import BusPoller, wire_time_s
+from plugins.rs485_bms.poller.source import BusPoller, wire_time_s
 
 BAUD = 9600
 PACKS = 12
@@ -49,7 +49,7 @@ async def measure(url: str, mode: str) -> tuple[list[float], list[float], list[f
                       identity_interval_s=1e6)
     links = [ModuleLink(bus="bench", address=a, position=i + 1) for i, a in enumerate(addresses)]
     poller = BusPoller(bus, links, hub=Hub(), stale_after_s=60)
-    from plugins.rs485_bms.transport import SerialTransport
+    from plugins.rs485_bms.poller.transport import SerialTransport
 
     transport = SerialTransport(url, baud=BAUD)
     await transport.open()

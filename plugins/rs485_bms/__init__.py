@@ -2,6 +2,17 @@
 
 Heavy imports (pyserial, the poller) happen only when the plugin is enabled or one of
 its commands runs, so `bms-gateway plugins` and `check-config` stay fast.
+
+The plugin's parts, lowest first; each imports only the parts before it (a test in
+tests/test_architecture.py keeps it so):
+
+1. ``protocol/``: the sans-IO codec (frames, reader, session, family layouts and names).
+2. ``sim/``: the simulated bank (physics, scenarios, the answers packs send).
+3. ``settings.py``: the ``rs485_bms:`` config section (checks a scenario through
+   ``sim.scenario`` alone).
+4. ``poller/``: transport, module links, dialect and normalisation, the poll loop.
+5. ``tools/``: the ``decode`` and ``scan`` commands.
+6. ``component.py`` and ``commands.py``: the glue the hookimpls below hand to the core.
 """
 
 from __future__ import annotations

@@ -16,11 +16,11 @@ def _decode_arguments(parser: argparse.ArgumentParser) -> None:
     # imported here only when `decode` itself runs: building the parser stays cheap
     import importlib
 
-    importlib.import_module("plugins.rs485_bms.decode_command").add_arguments(parser)
+    importlib.import_module("plugins.rs485_bms.tools.decode").add_arguments(parser)
 
 
 def _decode_run(args: argparse.Namespace) -> int:
-    from plugins.rs485_bms import decode_command
+    from plugins.rs485_bms.tools import decode as decode_command
 
     return decode_command.run(args)
 
@@ -41,7 +41,7 @@ def _scan_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _scan_run(args: argparse.Namespace) -> int:
-    from plugins.rs485_bms import scan
+    from plugins.rs485_bms.tools import scan
 
     return scan.run(args)
 
@@ -87,7 +87,7 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _simulate_run(args: argparse.Namespace) -> int:
-    from plugins.rs485_bms import simulator
+    from plugins.rs485_bms.sim import simulator
 
     return simulator.run_command(args)
 

@@ -7,9 +7,9 @@ import logging
 
 from gateway.app import GatewayContext
 
-from plugins.rs485_bms.link import ModuleLink
+from plugins.rs485_bms.poller.link import ModuleLink
 from plugins.rs485_bms.settings import BusSettings, Rs485Settings
-from plugins.rs485_bms.source import BusPoller
+from plugins.rs485_bms.poller.source import BusPoller
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +18,8 @@ class SimulatedPort:
     """A simulator bound to an ephemeral loopback TCP port; the poller connects to it."""
 
     def __init__(self, bus: BusSettings) -> None:
-        from plugins.rs485_bms.scenario import load_scenario
-        from plugins.rs485_bms.simulator import BankSimulator
+        from plugins.rs485_bms.sim.scenario import load_scenario
+        from plugins.rs485_bms.sim.simulator import BankSimulator
 
         sim = bus.simulate
         assert sim is not None

@@ -11,16 +11,7 @@ import pydantic
 from gateway.config import Section
 
 from plugins.rs485_bms.protocol import PROFILES
-
-
-class Family(enum.StrEnum):
-    """Protocol families the poller can speak (the simulator speaks the first three)."""
-
-    PACE_V25 = "pace_v25"
-    PYLONTECH = "pylontech"
-    SEPLOS_V2 = "seplos_v2"
-    EG4_LIFEPOWER4 = "eg4_lifepower4"
-    DAREN_BASEN = "daren_basen"
+from plugins.rs485_bms.protocol.families import AUTO_ADDRESSES, FAMILY_TIMING, Family
 
 
 class PollMode(enum.StrEnum):
@@ -28,30 +19,8 @@ class PollMode(enum.StrEnum):
     MASTER = "master"  #: 0x42/0x44 with INFO=FF to the group master (pack #1)
 
 
-#: Per-family defaults: answer timeout, gap between transactions (ms). The timeout runs
-#: from the end of our request to the first answer byte; once bytes flow, a silence of
-#: ``byte_timeout_ms`` ends the frame (a long FF answer takes 1.5 s at 9600 Bd).
-FAMILY_TIMING: dict[Family, tuple[int, int]] = {
-    Family.PACE_V25: (500, 20),
-    Family.PYLONTECH: (1000, 50),
-    Family.SEPLOS_V2: (1000, 100),
-    Family.EG4_LIFEPOWER4: (2000, 200),
-    Family.DAREN_BASEN: (1000, 50),
-}
-
 Address = Annotated[int, pydantic.Field(ge=1, le=254)]
 
-#: What ``addresses: auto`` probes (bms-protocol.md 7.1): the 4-bit DIP addresses 1..15
-#: (0 is a stand-alone pack); Pylontech batteries 2..13 of group 0 (other groups: list
-#: their addresses). Each address keeps a position of its own, found or not, so a
-#: module's position depends on its DIP address, never on the order it was found in.
-AUTO_ADDRESSES: dict[Family, range] = {
-    Family.PACE_V25: range(1, 16),
-    Family.PYLONTECH: range(2, 14),
-    Family.SEPLOS_V2: range(1, 16),
-    Family.EG4_LIFEPOWER4: range(1, 16),
-    Family.DAREN_BASEN: range(1, 16),
-}
 AUTO = "auto"
 
 
@@ -194,11 +163,10 @@ def _check_scenario_file(path: Path, family: Family, addresses: list[int]) -> No
     ``addresses``), so check-config catches it rather than the start."""
     from gateway.config import ConfigError
 
-    from plugins.rs485_bms.scenario import load_scenario
-    from plugins.rs485_bms.simulator import check_scenario
+    from plugins.rs485_bms.sim.scenario import load_scenario
 
     try:
-        check_scenario(load_scenario(path), family, addresses)
+        load_scenario(path).check(family, addresses)
     except ConfigError as exc:
         raise ValueError("scenario " + "; ".join(str(p) for p in exc.problems)) from None
     except ValueError as exc:

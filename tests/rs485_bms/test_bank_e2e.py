@@ -16,11 +16,11 @@ import pytest
 from gateway.hub import Hub
 from gateway.model import BankSnapshot, Condition, Fault, LinkState, ModuleStatus
 
-from plugins.rs485_bms.link import ModuleLink
-from plugins.rs485_bms.scenario import Scenario
+from plugins.rs485_bms.poller.link import ModuleLink
+from plugins.rs485_bms.sim.scenario import Scenario
 from plugins.rs485_bms.settings import BusSettings
-from plugins.rs485_bms.simulator import BankSimulator
-from plugins.rs485_bms.source import BusPoller
+from plugins.rs485_bms.sim.simulator import BankSimulator
+from plugins.rs485_bms.poller.source import BusPoller
 
 pytestmark = pytest.mark.e2e
 

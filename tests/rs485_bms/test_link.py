@@ -6,7 +6,7 @@ import pytest
 
 from gateway.model import LinkState, ModuleStatus, Telemetry
 
-from plugins.rs485_bms.link import ModuleLink
+from plugins.rs485_bms.poller.link import ModuleLink
 
 TEL = Telemetry(cell_mv=(3300,), voltage_mv=52800, current_ma=-1500)
 

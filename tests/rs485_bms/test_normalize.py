@@ -18,7 +18,7 @@ from gateway.model import (
     Telemetry,
     TempRole,
 )
-from plugins.rs485_bms.normalize import merge_identity, normalize_status, normalize_telemetry
+from plugins.rs485_bms.poller.normalize import merge_identity, normalize_status, normalize_telemetry
 from plugins.rs485_bms.protocol import (
     Eg4Alarm,
     PaceAlarm,
@@ -34,7 +34,7 @@ from plugins.rs485_bms.protocol import (
 )
 
 VECTORS = {v["id"]: v for v in json.loads(
-    (Path(__file__).resolve().parents[2].parent / "shared/frames/frames.json").read_text())}
+    (Path(__file__).resolve().parents[1] / "data/frames.json").read_text())}
 C, F, S = Condition, Fault, State
 CELL, MOSFET, AMBIENT, BOARD, OTHER = (TempRole.CELL, TempRole.MOSFET, TempRole.AMBIENT,
                                       TempRole.BOARD, TempRole.OTHER)
@@ -399,8 +399,8 @@ def test_healthy_packs_carry_no_alarm_type_raw_flags(vector_id):
     trouble: an 'unclassified BMS flag' alarm must come from an alarm-type field."""
     from plugins.rs485_bms.protocol import decode_info, get_profile, parse_frame
 
-    shared = Path(__file__).resolve().parents[2].parent / "shared/frames/frames.json"
-    vector = next(v for v in json.loads(shared.read_text()) if v["id"] == vector_id)
+    frames = Path(__file__).resolve().parents[1] / "data/frames.json"
+    vector = next(v for v in json.loads(frames.read_text()) if v["id"] == vector_id)
     frame = parse_frame(vector["response"].encode())
     answer = decode_info(get_profile(vector["vendor_family"]), 0x44, frame)
     status = normalize_status(answer.packs[0])

@@ -15,13 +15,14 @@ import pytest
 
 from gateway.model import Identity
 
-from plugins.rs485_bms import scan
-from plugins.rs485_bms.dialect import make_dialect, make_sim_encoder
-from plugins.rs485_bms.physics import SimPack
+from plugins.rs485_bms.tools import scan
+from plugins.rs485_bms.poller.dialect import make_dialect
+from plugins.rs485_bms.sim.encoder import make_sim_encoder
+from plugins.rs485_bms.sim.physics import SimPack
 from plugins.rs485_bms.protocol import PROFILES, Frame, FrameReader, parse_frame
 
 VECTORS = {v["id"]: v for v in json.loads(
-    (Path(__file__).resolve().parents[2].parent / "shared/frames/frames.json").read_text())}
+    (Path(__file__).resolve().parents[1] / "data/frames.json").read_text())}
 
 # --------------------------------------------------------------- identity commands ----
 

@@ -86,7 +86,7 @@ def test_bad_sections(text, expected):
 def test_every_shipped_scenario_validates():
     from pathlib import Path
 
-    from plugins.rs485_bms.scenario import load_scenario
+    from plugins.rs485_bms.sim.scenario import load_scenario
 
     files = sorted((Path(__file__).resolve().parents[2] / "config/scenarios").glob("*.yaml"))
     assert len(files) >= 4
@@ -96,7 +96,7 @@ def test_every_shipped_scenario_validates():
 
 
 def test_scenario_errors_name_file_and_line(tmp_path):
-    from plugins.rs485_bms.scenario import load_scenario
+    from plugins.rs485_bms.sim.scenario import load_scenario
 
     f = tmp_path / "s.yaml"
     f.write_text("steps:\n  - {fault: silence}\n  - fault: late\n    dealy_ms: 5\n")
@@ -121,14 +121,14 @@ def test_buses_are_checked_against_their_family(bus, expected):
 
 
 def test_daren_status_comes_from_its_analog_answer():
-    from plugins.rs485_bms.dialect import make_dialect
+    from plugins.rs485_bms.poller.dialect import make_dialect
 
     assert make_dialect("daren_basen").STATUS is None
     assert make_dialect("pace_v25").STATUS == 0x44
 
 
 def test_port_passwords_are_redacted():
-    from plugins.rs485_bms.transport import redact_url
+    from plugins.rs485_bms.poller.transport import redact_url
 
     assert redact_url("socket://admin:s3cr/t@10.0.0.1:4001") == "socket://admin:****@10.0.0.1:4001"
     assert redact_url("rfc2217://u:p@w@h:1") == "rfc2217://u:****@h:1"
@@ -139,7 +139,7 @@ def test_port_passwords_are_redacted():
 def test_transport_errors_never_quote_the_password():
     import asyncio
 
-    from plugins.rs485_bms.transport import SerialTransport, TransportError
+    from plugins.rs485_bms.poller.transport import SerialTransport, TransportError
 
     async def attempt():
         t = SerialTransport("socket://admin:hunter2@127.0.0.1:9", baud=9600)

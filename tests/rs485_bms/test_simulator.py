@@ -11,10 +11,10 @@ import pytest
 from gateway.config import ConfigError
 from gateway.model import Condition
 
-from plugins.rs485_bms.dialect import make_dialect
+from plugins.rs485_bms.poller.dialect import make_dialect
 from plugins.rs485_bms.protocol import parse_frame
-from plugins.rs485_bms.scenario import Scenario, load_scenario
-from plugins.rs485_bms.simulator import BankSimulator, bank_addresses, check_scenario, run_command
+from plugins.rs485_bms.sim.scenario import Scenario, load_scenario
+from plugins.rs485_bms.sim.simulator import BankSimulator, bank_addresses, run_command
 
 T = 5.0  #: simulator time of every request below
 
@@ -122,9 +122,9 @@ def test_bad_steps_name_file_line_and_key(tmp_path, step, problem):
 def test_steps_for_packs_outside_the_bank_are_refused_when_the_bank_is_known():
     scenario = Scenario.model_validate({"steps": [
         {"packs": [1], "fault": "silence"}, {"packs": [2, 7, 9], "fault": "corrupt"}]})
-    check_scenario(scenario, "pace_v25")  # the bank is not known yet: fine
+    scenario.check("pace_v25")  # the bank is not known yet: fine
     with pytest.raises(ValueError) as info:
-        check_scenario(scenario, "pace_v25", [1, 2, 3, 4])
+        scenario.check("pace_v25", [1, 2, 3, 4])
     assert str(info.value) == (
         "steps.1.packs: 7, 9 are not in the simulated bank (addresses 1..4)")
     with pytest.raises(ValueError, match="steps.1.packs: 7, 9 are not in the simulated bank"):

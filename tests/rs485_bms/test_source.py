@@ -5,9 +5,9 @@ from __future__ import annotations
 from gateway.hub import Hub
 from gateway.model import Telemetry
 
-from plugins.rs485_bms.link import ModuleLink
+from plugins.rs485_bms.poller.link import ModuleLink
 from plugins.rs485_bms.settings import BusSettings
-from plugins.rs485_bms.source import BusPoller
+from plugins.rs485_bms.poller.source import BusPoller
 
 T0 = 500.0
 

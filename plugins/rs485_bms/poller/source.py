@@ -24,8 +24,8 @@ from typing import Any
 from gateway.hub import Hub
 from gateway.model import BusStatus, LinkCounters, LinkState
 
-from plugins.rs485_bms.dialect import Dialect, make_dialect
-from plugins.rs485_bms.link import ModuleLink
+from plugins.rs485_bms.poller.dialect import Dialect, make_dialect
+from plugins.rs485_bms.poller.link import ModuleLink
 from plugins.rs485_bms.protocol import (
     MAX_FRAME_BYTES,
     AddressError,
@@ -40,7 +40,7 @@ from plugins.rs485_bms.protocol import (
     Session,
 )
 from plugins.rs485_bms.settings import BusSettings, PollMode
-from plugins.rs485_bms.transport import SerialTransport, TransportError, redact_url
+from plugins.rs485_bms.poller.transport import SerialTransport, TransportError, redact_url
 
 log = logging.getLogger(__name__)
 

@@ -22,18 +22,34 @@ zeros), ``flags`` (raw status fields of the 0x44 answer set, e.g.
 every 200 ms).
 
 ``packs`` are DIP addresses (0..15); whether they are in the simulated bank is checked
-when the bank is known (:func:`~plugins.rs485_bms.simulator.check_scenario`).
+when the bank is known (:meth:`Scenario.check`, which needs only the family and the
+bank's addresses, so the config can check a scenario without the simulator).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import pydantic
 
 from gateway.config import ConfigError, Problem, Section, parse_yaml, validate_model
+
+from plugins.rs485_bms.protocol import PaceAlarm, PylonAlarm, SeplosAlarm
+from plugins.rs485_bms.protocol.families import Family
+
+#: The status (0x44) block of each family the simulator speaks.
+_STATUS_BLOCKS = {Family.PACE_V25: PaceAlarm, Family.PYLONTECH: PylonAlarm,
+                  Family.SEPLOS_V2: SeplosAlarm}
+
+
+def status_fields(family: Family | str) -> set[str]:
+    """The 0x44 block's integer fields a scenario's ``flags`` step may set."""
+    block = _STATUS_BLOCKS[Family(family)]
+    return {f.name for f in dataclasses.fields(block) if f.type in ("int", int)}
 
 
 class FaultKind(enum.StrEnum):
@@ -117,6 +133,32 @@ class Scenario(Section):
             if any(s.until_s is None for s in active):
                 return None
             back = max(s.until_s for s in active if s.until_s is not None)
+
+    def check(self, family: Family | str, addresses: Sequence[int] | None = None) -> None:
+        """Raise ValueError, naming the step and key, if a ``flags`` step names a status
+        field the family lacks or, when the bank's ``addresses`` are given, a step names a
+        pack that is not in the bank."""
+        fields = status_fields(family)
+        for i, step in enumerate(self.steps):
+            unknown = sorted(set(step.flags) - fields)
+            if unknown:
+                raise ValueError(f"steps.{i}.flags: {', '.join(unknown)} is not a "
+                                 f"{Family(family).value} status field (known: "
+                                 f"{', '.join(sorted(fields))})")
+            if addresses is None:
+                continue
+            missing = [a for a in step.packs if a not in addresses]
+            if missing:
+                raise ValueError(f"steps.{i}.packs: {', '.join(map(str, missing))} "
+                                 f"{'is' if len(missing) == 1 else 'are'} not in the "
+                                 f"simulated bank (addresses {_describe_addresses(addresses)})")
+
+
+def _describe_addresses(addresses: Sequence[int]) -> str:
+    ordered = sorted(addresses)
+    if ordered and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}..{ordered[-1]}"
+    return ", ".join(map(str, ordered))
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -26,14 +26,14 @@ import signal
 import sys
 import time
 import tty
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from plugins.rs485_bms.dialect import ANALOG, STATUS, SimEncoder, make_sim_encoder
-from plugins.rs485_bms.physics import PackState, SimPack
+from plugins.rs485_bms.sim.encoder import SimEncoder, make_sim_encoder
+from plugins.rs485_bms.sim.physics import PackState, SimPack
 from plugins.rs485_bms.protocol import PROFILES, Frame, parse_frame
-from plugins.rs485_bms.scenario import FaultKind, Scenario, load_scenario
-from plugins.rs485_bms.settings import Family
+from plugins.rs485_bms.sim.scenario import FaultKind, Scenario, load_scenario
+from plugins.rs485_bms.protocol.families import ANALOG, STATUS, Family
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class BankSimulator:
         self.started = clock()
         self.packs = {a: SimPack(a, seed=seed) for a in self.addresses}
         self.encoder: SimEncoder = make_sim_encoder(self.family)
-        check_scenario(self.scenario, self.family, self.addresses)
+        self.scenario.check(self.family, self.addresses)
         self._rnd = random.Random(seed)
         self.requests = 0
         self.bad_requests = 0
@@ -317,27 +317,6 @@ class BankSimulator:
             os.close(slave)
 
 
-def check_scenario(scenario: Scenario, family: Family | str,
-                   addresses: Sequence[int] | None = None) -> None:
-    """Raise ValueError, naming the step and key, if a ``flags`` step names a status
-    field the family lacks or, when the bank's ``addresses`` are given, a step names a
-    pack that is not in the bank."""
-    fields = make_sim_encoder(family).status_fields()
-    for i, step in enumerate(scenario.steps):
-        unknown = sorted(set(step.flags) - fields)
-        if unknown:
-            raise ValueError(f"steps.{i}.flags: {', '.join(unknown)} is not a "
-                             f"{Family(family).value} status field (known: "
-                             f"{', '.join(sorted(fields))})")
-        if addresses is None:
-            continue
-        missing = [a for a in step.packs if a not in addresses]
-        if missing:
-            raise ValueError(f"steps.{i}.packs: {', '.join(map(str, missing))} "
-                             f"{'is' if len(missing) == 1 else 'are'} not in the simulated "
-                             f"bank (addresses {_describe_addresses(addresses)})")
-
-
 def bank_addresses(family: Family | str, packs: int, first_address: int) -> list[int]:
     """The DIP addresses of ``packs`` packs from ``first_address``; ValueError saying
     which option to change if they do not fit the family's addresses."""
@@ -358,13 +337,6 @@ def bank_addresses(family: Family | str, packs: int, first_address: int) -> list
                          f"{hi}: {packs} packs need --first-address {best}"
                          + (" or lower" if best > lo else ""))
     return list(range(first_address, last + 1))
-
-
-def _describe_addresses(addresses: Sequence[int]) -> str:
-    ordered = sorted(addresses)
-    if ordered and ordered == list(range(ordered[0], ordered[-1] + 1)):
-        return f"{ordered[0]}..{ordered[-1]}"
-    return ", ".join(map(str, ordered))
 
 
 def _point_link(link: str, target: str) -> None:
@@ -427,7 +399,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(args.scenario) if args.scenario else None
         if scenario is not None:
-            check_scenario(scenario, Family(args.family), addresses)
+            scenario.check(Family(args.family), addresses)
     except ConfigError as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)

@@ -20,8 +20,8 @@ import pydantic
 from gateway.hub import Hub
 from gateway.model import Identity
 
-from plugins.rs485_bms.dialect import Dialect
-from plugins.rs485_bms.link import ModuleLink
+from plugins.rs485_bms.poller.dialect import Dialect
+from plugins.rs485_bms.poller.link import ModuleLink
 from plugins.rs485_bms.protocol import (
     PROFILES,
     AddressError,
@@ -34,8 +34,8 @@ from plugins.rs485_bms.protocol import (
     rtn_meaning,
 )
 from plugins.rs485_bms.settings import BusSettings, parse_addresses
-from plugins.rs485_bms.source import BusPoller
-from plugins.rs485_bms.transport import SerialTransport, TransportError
+from plugins.rs485_bms.poller.source import BusPoller
+from plugins.rs485_bms.poller.transport import SerialTransport, TransportError
 
 #: The manual's causes for "BMS cannot communicate", with its remedies, as they apply
 #: when nothing answers at all.
