@@ -38,20 +38,26 @@ from gateway.model import (
     BankSnapshot,
     Condition,
     Fault,
-    ModuleReading,
     ModuleStatus,
     Severity,
     State,
     TempRole,
 )
 from plugins.modbus_tcp import sunspec
+from plugins.modbus_tcp.bank_view import (
+    MAX_POSITIONS,
+    BankStatus,
+    BankView,
+    DeviceInfo,
+    ServedModule,
+    make_bank_view,
+)
 from plugins.modbus_tcp.fields import SENTINELS, Field, Layout, div_round
 
 #: Bumped on every change of an existing register (address, name, type, scale or
 #: meaning). Appending registers at the end of a block also bumps it.
 MAP_VERSION = 1
 
-MAX_POSITIONS = 64  #: module slots in the map (positions 1..64)
 BANK_BLOCK_START = 0
 MODULE_BLOCK_BASE = 1000
 MODULE_BLOCK_STRIDE = 200
@@ -70,14 +76,6 @@ class ExceptionCode(enum.IntEnum):
     ILLEGAL_DATA_ADDRESS = 0x02
     ILLEGAL_DATA_VALUE = 0x03
     GATEWAY_PATH_UNAVAILABLE = 0x0A
-
-
-class BankStatus(enum.IntEnum):
-    """Value of the bank block's ``bank_status`` register."""
-
-    OK = 1  #: the bank figures come from a snapshot whose live modules are all fresh
-    STALE = 2  #: the newest snapshot or one of its live modules is older than stale_after_s
-    NO_DATA = 4  #: no snapshot yet
 
 
 #: Value of a module block's ``status`` register: 0 or a :class:`ModuleStatus` number.
@@ -315,17 +313,6 @@ class Block:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DeviceInfo:
-    """What the SunSpec common model (1) says about this gateway."""
-
-    manufacturer: str = "bms-gateway"
-    model: str = "LiFePO4 bank gateway"
-    version: str = ""
-    serial: str = ""
-    device_address: int = 1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RegisterImage:
     """Every register the server serves, for one snapshot at one instant."""
 
@@ -347,31 +334,6 @@ def read_registers(blocks: Sequence[Block], address: int, count: int
     if address + count > block.end:
         return ExceptionCode.ILLEGAL_DATA_ADDRESS
     return block.values[address - block.start: address - block.start + count]
-
-
-@dataclass(frozen=True, slots=True)
-class ServedModule:
-    """A module reading with the status the map serves (the stale guard applied)."""
-
-    reading: ModuleReading
-    status: int
-
-    @property
-    def live(self) -> bool:
-        return self.status == ModuleStatus.OK
-
-
-def served_status(m: ModuleReading, now: float, stale_after_s: float) -> int:
-    """The status the map serves: the module's at ``now`` (its source's stale age, as
-    the SNMP agent serves it), and data still live but older than this server's
-    ``stale_after_s`` (or without a time) served as stale too - the guard against a
-    south side that stopped publishing."""
-    status = m.status_at(now)
-    if status is ModuleStatus.OK:
-        age = m.age_s(now)
-        if age is None or age > stale_after_s:
-            return ModuleStatus.STALE
-    return status.value
 
 
 def _age(now: float, then: float | None) -> int | None:
@@ -450,48 +412,6 @@ def make_module_values(s: ServedModule, now: float, alarms: Sequence[Alarm]) -> 
             v["balancing_cells_1_16"] = bits & 0xFFFF
             v["balancing_cells_17_32"] = bits >> 16
     return v
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BankView:
-    """The bank as the map serves it: what the bank block and the SunSpec view share."""
-
-    snapshot: BankSnapshot | None
-    status: BankStatus
-    modules: tuple[ServedModule, ...]  #: configured modules within the map, by position
-
-    @property
-    def live(self) -> list[ModuleReading]:
-        return [s.reading for s in self.modules if s.live]
-
-    @property
-    def ok(self) -> bool:
-        return self.status is BankStatus.OK
-
-    def power_uw(self) -> int | None:
-        """Sum of voltage x current over live modules (µW, + = charging); None unless every
-        live module reports both."""
-        live = self.live
-        if not self.ok or not live:
-            return None
-        total = 0
-        for m in live:
-            t = m.telemetry
-            if t is None or t.voltage_mv is None or t.current_ma is None:
-                return None
-            total += t.voltage_mv * t.current_ma
-        return total
-
-
-def make_bank_view(snapshot: BankSnapshot | None, now: float, stale_after_s: float) -> BankView:
-    if snapshot is None:
-        return BankView(snapshot=None, status=BankStatus.NO_DATA, modules=())
-    served = tuple(ServedModule(m, served_status(m, now, stale_after_s))
-                   for m in snapshot.modules if 1 <= m.position <= MAX_POSITIONS)
-    fresh = (now - snapshot.created_at <= stale_after_s
-             and all(s.live for s in served if s.reading.status is ModuleStatus.OK))
-    return BankView(snapshot=snapshot, status=BankStatus.OK if fresh else BankStatus.STALE,
-                    modules=served)
 
 
 def make_bank_values(view: BankView, now: float) -> dict[str, object]:

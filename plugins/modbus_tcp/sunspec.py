@@ -14,13 +14,10 @@ gateway's own map (+ = charging). ``ChaSt`` names the direction explicitly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from gateway.model import Condition, ModuleReading, Severity
-from plugins.modbus_tcp.fields import Field, Layout, div_round
 
-if TYPE_CHECKING:
-    from plugins.modbus_tcp.register_map import BankView, DeviceInfo
+from plugins.modbus_tcp.bank_view import BankView, DeviceInfo
+from plugins.modbus_tcp.fields import Field, Layout, div_round
 
 SUNS = (0x5375, 0x6E53)  #: "SunS"
 END_MODEL = (0xFFFF, 0x0000)
