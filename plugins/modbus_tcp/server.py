@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from gateway.hub import Hub
 from gateway.model import ModuleReading
+from plugins.modbus_tcp.admission import Slot, make_room, overdue, source_allowed
 from plugins.modbus_tcp.protocol import Counters, Session, Table, UnitScheme, compile_tables
 from plugins.modbus_tcp.register_map import MAX_POSITIONS, DeviceInfo, make_image
 from plugins.modbus_tcp.settings import ModbusTcpSettings, UnknownUnits
@@ -40,8 +41,10 @@ class ServerCounters(Counters):
     """Counters of the whole server (all connections)."""
 
     accepted: int = 0
-    rejected: int = 0  #: connections closed at once: max_connections reached
+    refused: int = 0  #: connections closed at once: the source is not in allowed_sources
+    evicted: int = 0  #: longest-idle connections closed to make room for a new one
     idle_closed: int = 0
+    frame_timeouts: int = 0  #: connections closed: a frame begun was not completed in time
 
 
 class ModbusTcpServer:
@@ -64,7 +67,7 @@ class ModbusTcpServer:
         self._rendered_seq: int | None = -1
         self._rendered_at = float("-inf")
         self._connections: set[_Connection] = set()
-        self._at_limit = False
+        self._evicting = False
         self._beyond_logged = False
         self.counters = ServerCounters()
         self.address: tuple[str, int] | None = None  #: where it listens, once started
@@ -117,6 +120,7 @@ class ModbusTcpServer:
                         await watch.next()
                 self.tables()
                 self._close_idle(loop.time())
+                self._close_overdue(loop.time())
         finally:
             watch.close()
             server.close()
@@ -131,24 +135,49 @@ class ModbusTcpServer:
         if not limit:
             return
         for conn in list(self._connections):
-            if now - conn.last_active > limit and not conn.transport.is_closing():
+            if now - conn.slot.last_request > limit and not conn.transport.is_closing():
                 log.debug("closing idle connection from %s", conn.peer)
                 self.counters.idle_closed += 1
-                conn.transport.close()
+                self._drop(conn)
+
+    def _close_overdue(self, now: float) -> None:
+        slots = [c.slot for c in self._connections]
+        for conn in overdue(slots, now, self.settings.frame_timeout_s):
+            log.debug("closing connection from %s: a frame begun %.1f s ago is not "
+                      "complete", conn.peer, self.settings.frame_timeout_s)
+            self.counters.frame_timeouts += 1
+            self._drop(conn)
+
+    def _drop(self, conn: _Connection) -> None:
+        """Close a connection and free its slot now (connection_lost comes later)."""
+        self._connections.discard(conn)
+        conn.transport.abort()
 
     # ------------------------------------------------------ connection bookkeeping ----
 
     def _admit(self, conn: _Connection) -> bool:
-        if len(self._connections) >= self.settings.max_connections:
-            self.counters.rejected += 1
-            if not self._at_limit:
-                self._at_limit = True
-                log.warning("Modbus-TCP connection limit (%d) reached: closing new "
-                            "connections", self.settings.max_connections)
+        s = self.settings
+        if not source_allowed(conn.slot.source, s.allowed_sources):
+            self.counters.refused += 1
+            log.debug("Modbus-TCP connection from %s refused: not in allowed_sources",
+                      conn.peer)
             return False
-        if self._at_limit:
-            self._at_limit = False
-            log.info("Modbus-TCP connections below the limit again")
+        victim = make_room((c.slot for c in self._connections), conn.slot.source,
+                           max_connections=s.max_connections,
+                           max_per_source=s.max_connections_per_source)
+        if victim is not None:
+            self.counters.evicted += 1
+            if not self._evicting:
+                self._evicting = True
+                log.warning("Modbus-TCP connections at their limit (%d in all, %d per "
+                            "source): closing the longest-idle to admit new ones",
+                            s.max_connections, s.max_connections_per_source)
+            log.debug("closing the longest-idle connection, from %s, for one from %s",
+                      victim.peer, conn.peer)
+            self._drop(victim)
+        elif self._evicting and len(self._connections) < s.max_connections // 2:
+            self._evicting = False
+            log.info("Modbus-TCP connections well below the limit again")
         self._connections.add(conn)
         self.counters.accepted += 1
         return True
@@ -168,17 +197,18 @@ class _Connection(asyncio.Protocol):
             counters=server.counters)
         self.transport: asyncio.Transport
         self.peer: object = None
-        self.last_active = 0.0
         self._writing_paused = False
         self._loop = asyncio.get_running_loop()
+        self.slot: Slot[_Connection] = Slot(self, "", self._loop.time())
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
-        self.last_active = self._loop.time()
+        source = self.peer[0] if isinstance(self.peer, tuple) and self.peer else ""
+        self.slot = Slot(self, str(source), self._loop.time())
         if not self.server._admit(self):
-            transport.close()
+            transport.abort()
             return
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -186,12 +216,31 @@ class _Connection(asyncio.Protocol):
         log.debug("Modbus-TCP connection from %s", self.peer)
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self._loop.time()
+        if self.slot.frame_started is None and data:
+            self.slot.frame_started = self._loop.time()
         self._answer(data)
+
+    def _note_progress(self, requests_before: int) -> None:
+        """After answering: a completed request renews the slot; what is left is an
+        incomplete frame (its deadline runs) unless complete frames wait for the client to
+        read its answers (then the client, not a trickle, is the holdup)."""
+        slot = self.slot
+        if self.session.counters.requests != requests_before:
+            slot.last_request = self._loop.time()
+            slot.frame_started = slot.last_request if self.session.pending else None
+        if self.session.backlog:
+            slot.frame_started = None
 
     def _answer(self, data: bytes) -> None:
         """Answer what has arrived, a bounded amount at a time: while the client does not
         read its answers, its further requests wait (in the session, then in the kernel)."""
+        before = self.session.counters.requests
+        try:
+            self._answer_all(data)
+        finally:
+            self._note_progress(before)
+
+    def _answer_all(self, data: bytes) -> None:
         while True:
             out, broken = self.session.feed(data, max_output=MAX_OUTPUT_PER_READ)
             data = b""

@@ -27,11 +27,21 @@ class ModbusTcpSettings(Section):
         1502, ge=0, le=65535, description="TCP port (502 is the Modbus port but needs root "
         "or CAP_NET_BIND_SERVICE); 0 picks a free port")
     max_connections: int = pydantic.Field(
-        8, ge=1, le=256, description="clients connected at once; a further connection is "
-        "closed at once")
+        16, ge=1, le=256, description="clients connected at once; a new connection beyond "
+        "it closes the longest-idle one (of the source holding the most connections)")
+    max_connections_per_source: int = pydantic.Field(
+        8, ge=1, le=256, description="connections one IP address may hold; its next one "
+        "closes its own longest-idle connection, never another client's")
     idle_timeout_s: float = pydantic.Field(
-        300, ge=0, description="close a connection that sent nothing for this long, so "
-        "half-open connections cannot use up max_connections; 0 = never")
+        300, ge=0, description="close a connection that completed no request for this "
+        "long, so half-open connections do not hold slots; 0 = never")
+    frame_timeout_s: float = pydantic.Field(
+        5, gt=0, le=300, description="once the first byte of a request has arrived, the "
+        "whole frame must arrive within this time, or the connection is closed")
+    allowed_sources: list[pydantic.IPvAnyNetwork] | None = pydantic.Field(
+        None, description="client networks allowed to connect (IPv4 or IPv6 CIDR, e.g. "
+        "10.20.0.0/16 or 2001:db8::/32); others are closed at once, unanswered, and "
+        "counted; omitted: every source")
     bank_unit_id: int = pydantic.Field(
         1, ge=1, le=247, description="unit identifier of the bank unit: bank block, every "
         "module block, SunSpec view")

@@ -300,35 +300,151 @@ def test_a_slow_pipelining_client_gets_every_answer_in_order(server, mb):
         assert not sender.is_alive()
 
 
-def test_connection_limit(make_server, mb):
+def closed_by_server(sock, timeout_s=5.0):
+    """True once the server has closed ``sock`` (EOF or reset), False on time-out."""
+    sock.settimeout(timeout_s)
+    try:
+        return sock.recv(10) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_a_full_server_closes_the_longest_idle_connection_for_a_new_one(make_server, mb):
+    """Idle clients cannot lock out a new one (they used to, for idle_timeout_s)."""
     rs = make_server(max_connections=2)
     rs.publish()
     a, b = rs.connect(), rs.connect()
     try:
         assert mb.transact(a, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
+        time.sleep(0.05)
         assert mb.transact(b, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
         with rs.connect() as c:
-            assert c.recv(10) == b""  # closed at once
-        assert rs.server.counters.rejected == 1
-        a.close()
-        c = connect_when_admitted(rs, mb)
-        c.close()
+            assert mb.transact(c, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
+        assert closed_by_server(a)  # idle the longest
+        assert mb.transact(b, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
+        assert rs.server.counters.evicted == 1
     finally:
         a.close()
         b.close()
 
 
-def connect_when_admitted(rs, mb):
-    """A connection once a slot is free (the server learns of a close asynchronously)."""
-    for _ in range(200):
-        sock = rs.connect()
+def connect_from(rs, source):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", rs.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def test_one_source_makes_room_only_among_its_own_connections(make_server, mb):
+    rs = make_server(max_connections=4, max_connections_per_source=2)
+    rs.publish()
+    other = connect_from(rs, "127.0.0.2")
+    flood = [connect_from(rs, "127.0.0.1") for _ in range(6)]
+    try:
+        assert mb.transact(other, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
+        assert sum(closed_by_server(s, 2.0) for s in flood[:4]) == 4
+        assert rs.server.counters.evicted == 4
+    finally:
+        for s in (other, *flood):
+            s.close()
+
+
+def test_a_frame_begun_must_be_completed_in_time(make_server, mb):
+    """A client sending a byte now and then (slowloris) loses its slot."""
+    rs = make_server(frame_timeout_s=0.3)
+    rs.publish()
+    with rs.connect() as slow, rs.connect() as quick:
+        request = struct.pack(">HHHB", 1, 0, 6, 1) + mb.read_pdu(3, 0, 1)
+        slow.sendall(request[:1])
+        assert mb.transact(quick, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5 and not rs.server.counters.frame_timeouts:
+            with contextlib.suppress(OSError):
+                slow.sendall(request[1:2])  # keeps trickling: no renewal
+            time.sleep(0.2)
+        assert closed_by_server(slow)
+        assert rs.server.counters.frame_timeouts == 1
+        assert mb.transact(quick, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
+
+
+def test_allowed_sources_refuse_other_addresses_quietly_and_count_them(make_server, mb):
+    rs = make_server(allowed_sources=["127.0.0.1/32", "2001:db8::/32"])
+    rs.publish()
+    with connect_from(rs, "127.0.0.2") as refused:
+        with contextlib.suppress(OSError):
+            refused.sendall(struct.pack(">HHHB", 1, 0, 6, 1) + mb.read_pdu(3, 0, 1))
+        assert closed_by_server(refused)
+    with connect_from(rs, "127.0.0.1") as allowed:
+        assert mb.transact(allowed, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
+    assert rs.server.counters.refused == 1
+    assert rs.server.counters.accepted == 1
+
+
+def test_a_polling_scada_is_served_through_a_flood_of_idle_and_slowloris_clients(
+        make_server, mb):
+    """200 connections from the SCADA's own address, idle or sending a byte now and then,
+    each reconnecting a second after it is closed, while a SCADA master opens a new
+    connection for every poll: every poll is answered (default limits). (A deliberate
+    flood reconnecting without pause is a firewall's job: docs/modbus.md.)"""
+    rs = make_server()
+    rs.publish()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def flood() -> None:
+        socks: list[socket.socket | None] = [None] * 200
+        closed_at = [0.0] * 200
         try:
-            mb.transact(sock, 1, mb.read_pdu(3, 0, 1))
-            return sock
-        except ConnectionError:
-            sock.close()
-            time.sleep(0.01)
-    raise AssertionError("no connection admitted after a slot was freed")
+            while not stop.is_set():
+                for i, s in enumerate(socks):
+                    if s is None:
+                        if time.monotonic() - closed_at[i] >= 1.0:
+                            with contextlib.suppress(OSError):
+                                socks[i] = socket.create_connection(("127.0.0.1", rs.port), 2)
+                                socks[i].setblocking(False)
+                        continue
+                    try:
+                        if s.recv(64) == b"":
+                            raise ConnectionResetError
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        s.close()
+                        socks[i] = None
+                        closed_at[i] = time.monotonic()
+                        continue
+                    if i % 2:  # slowloris: a byte of a request now and then
+                        with contextlib.suppress(OSError):
+                            s.send(b"\x00")
+                time.sleep(0.05)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            for s in socks:
+                if s is not None:
+                    s.close()
+
+    attacker = threading.Thread(target=flood, daemon=True)
+    attacker.start()
+    try:
+        time.sleep(1.0)  # the flood holds every slot
+        answered = 0
+        for _ in range(30):
+            with rs.connect() as scada:
+                scada.settimeout(2)
+                assert mb.transact(scada, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
+                answered += 1
+            time.sleep(0.05)
+        assert answered == 30
+        assert rs.server.counters.evicted > 0
+    finally:
+        stop.set()
+        attacker.join(10)
+    assert not errors
 
 
 def test_a_malformed_frame_closes_only_its_connection(server, mb):

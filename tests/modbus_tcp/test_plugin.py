@@ -32,7 +32,7 @@ def test_hooks_register_the_section_and_a_valid_default():
     s = config.section("modbus_tcp")
     assert (str(s.listen_address), s.port) == ("127.0.0.1", 1502)
     assert (s.bank_unit_id, s.direct_unit_ids, s.module_unit_ids) == (1, True, False)
-    assert (s.max_connections, s.unknown_unit_ids) == (8, UnknownUnits.EXCEPTION)
+    assert (s.max_connections, s.unknown_unit_ids) == (16, UnknownUnits.EXCEPTION)
 
 
 def test_components_register_one_north_server(mb):

@@ -1,0 +1,63 @@
+"""The connection policy, pure: who is refused, who makes room, whose frame is overdue."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from plugins.modbus_tcp.admission import Slot, make_room, overdue, source_allowed
+
+
+def slots(*spec):
+    """Slots from (key, source, last_request[, frame_started]) tuples."""
+    return [Slot(*s) for s in spec]
+
+
+def test_room_is_free_below_both_limits():
+    assert make_room(slots(("a", "10.0.0.1", 1.0)), "10.0.0.2",
+                     max_connections=2, max_per_source=2) is None
+
+
+def test_a_full_server_closes_the_longest_idle_rather_than_refusing():
+    s = slots(("a", "10.0.0.1", 5.0), ("b", "10.0.0.2", 1.0), ("c", "10.0.0.3", 3.0))
+    assert make_room(s, "10.0.0.4", max_connections=3, max_per_source=3) == "b"
+
+
+def test_a_full_server_takes_the_room_from_the_source_with_most_connections():
+    s = slots(("scada", "10.0.0.5", 1.0),  # idle longest, but alone
+              ("f1", "10.0.0.9", 4.0), ("f2", "10.0.0.9", 2.0), ("f3", "10.0.0.9", 3.0))
+    assert make_room(s, "10.0.0.6", max_connections=4, max_per_source=4) == "f2"
+
+
+def test_a_source_at_its_limit_makes_room_among_its_own():
+    s = slots(("other", "10.0.0.5", 0.5), ("f1", "10.0.0.9", 4.0), ("f2", "10.0.0.9", 2.0))
+    assert make_room(s, "10.0.0.9", max_connections=10, max_per_source=2) == "f2"
+
+
+def test_idle_counts_from_the_last_complete_request():
+    """A trickling client's bytes do not renew its slot: only completed requests do."""
+    s = slots(("trickle", "10.0.0.9", 1.0, 1.5), ("poller", "10.0.0.9", 9.0))
+    assert make_room(s, "10.0.0.9", max_connections=2, max_per_source=8) == "trickle"
+
+
+def test_overdue_frames():
+    s = slots(("a", "x", 0.0, 10.0), ("b", "x", 0.0, 14.5), ("c", "x", 0.0))
+    assert overdue(s, 15.0, 2.0) == ["a"]
+    assert overdue(s, 17.0, 2.0) == ["a", "b"]
+
+
+def nets(*text):
+    return [ipaddress.ip_network(t) for t in text]
+
+
+def test_source_allowed():
+    allowed = nets("127.0.0.1/32", "10.20.0.0/16", "2001:db8::/32")
+    assert source_allowed("127.0.0.1", allowed)
+    assert not source_allowed("127.0.0.2", allowed)
+    assert source_allowed("10.20.7.9", allowed)
+    assert source_allowed("2001:db8::5", allowed)
+    assert not source_allowed("2001:db9::5", allowed)
+    assert source_allowed("::ffff:10.20.1.1", allowed)  # IPv4 client on an IPv6 socket
+    assert source_allowed("fe80::1%eth0", nets("fe80::/10"))
+    assert not source_allowed("not an address", allowed)
+    assert not source_allowed("10.0.0.1", [])
+    assert source_allowed("192.0.2.1", None)
