@@ -20,8 +20,9 @@ MAX_POSITIONS = 64  #: module slots in the map (positions 1..64)
 class BankStatus(enum.IntEnum):
     """Value of the bank block's ``bank_status`` register."""
 
-    OK = 1  #: the bank figures come from a snapshot whose live modules are all fresh
+    OK = 1  #: data is flowing: at least one module is live, and every live one is fresh
     STALE = 2  #: the newest snapshot or one of its live modules is older than stale_after_s
+    NO_LIVE_MODULES = 3  #: no module is live (every one stale, offline or never seen)
     NO_DATA = 4  #: no snapshot yet
 
 
@@ -99,5 +100,10 @@ def make_bank_view(snapshot: BankSnapshot | None, now: float, stale_after_s: flo
                    for m in snapshot.modules if 1 <= m.position <= MAX_POSITIONS)
     fresh = (now - snapshot.created_at <= stale_after_s
              and all(s.live for s in served if s.reading.status is ModuleStatus.OK))
-    return BankView(snapshot=snapshot, status=BankStatus.OK if fresh else BankStatus.STALE,
-                    modules=served)
+    if not fresh:
+        status = BankStatus.STALE
+    elif not any(s.live for s in served):  # a total bus loss: nothing is flowing
+        status = BankStatus.NO_LIVE_MODULES
+    else:
+        status = BankStatus.OK
+    return BankView(snapshot=snapshot, status=status, modules=served)

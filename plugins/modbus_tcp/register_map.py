@@ -56,7 +56,7 @@ from plugins.modbus_tcp.fields import SENTINELS, Field, Layout, div_round
 
 #: Bumped on every change of an existing register (address, name, type, scale or
 #: meaning). Appending registers at the end of a block also bumps it.
-MAP_VERSION = 1
+MAP_VERSION = 2  #: 2: bank_status 3, no live module (version 1 read 1 after a total bus loss)
 
 BANK_BLOCK_START = 0
 MODULE_BLOCK_BASE = 1000
@@ -620,9 +620,12 @@ def render_markdown() -> str:
         "  for any other status every measurement, BMS flag and count reads as the sentinel,",
         "  and `data_age_s` says how old the last good data is. Link counters, alarm",
         "  registers and the serial number are served whatever the status.",
-        "- Bank figures are live only while `bank_status` reads 1. Data the south side",
-        "  still calls live but that is older than `stale_after_s` is served as stale",
-        "  (status 2), so a stopped poller can never leave frozen values looking live.",
+        "- Bank figures are live only while `bank_status` reads 1: data is flowing, from",
+        "  at least one live module. Data the south side still calls live but that is",
+        "  older than `stale_after_s` is served as stale (status 2), so a stopped poller",
+        "  can never leave frozen values looking live; with no module live (every one",
+        "  stale, offline or never seen, as after a total bus loss) it reads 3. A SCADA",
+        "  alarming on `bank_status` != 1 sees a total bus loss.",
         "- Bitfields: bit 0 is the least significant bit of the register. A bitfield that",
         "  is unknown reads `0xFFFF` like any uint16 sentinel: check `status` first.",
         "",

@@ -13,6 +13,7 @@ import plugins.modbus_tcp as plugin
 from gateway.app import Gateway
 from gateway.config import ConfigError, config_from_mapping, parse_yaml, validate_document
 from gateway.plugins import make_plugin_manager
+from plugins.modbus_tcp import register_map as rm
 from plugins.modbus_tcp.server import ModbusTcpServer
 from plugins.modbus_tcp.settings import ModbusTcpSettings, UnknownUnits
 
@@ -95,7 +96,8 @@ def test_gateway_runs_the_server_and_stops_it(free_port):
             reply = sock.recv(100)
             assert reply[7:9] == b"\x03\x0c"
             (version, slots, base, stride, length, status) = struct.unpack(">6H", reply[9:])
-            assert (version, slots, base, stride, status) == (1, 64, 1000, 200, 4)  # no data
+            assert (version, slots, base, stride, status) == (
+                rm.MAP_VERSION, 64, 1000, 200, 4)  # no data
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)

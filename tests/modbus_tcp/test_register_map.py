@@ -248,10 +248,27 @@ def test_live_data_older_than_stale_after_is_served_stale(snapshot, clock):
 
 
 def test_an_old_snapshot_alone_makes_the_bank_stale(clock, mb):
-    snap = mb.make_snapshot(clock.now, modules=[mb.make_module(1, clock.now,
-                                                            status=ModuleStatus.OFFLINE)])
+    snap = mb.make_snapshot(clock.now, modules=[mb.make_module(1, clock.now),
+                                                mb.make_module(2, clock.now,
+                                                               status=ModuleStatus.OFFLINE)])
     assert bank_fields(image_of(snap, clock.now))["bank_status"] == rm.BankStatus.OK
     assert bank_fields(image_of(snap, clock.now + 61))["bank_status"] == rm.BankStatus.STALE
+
+
+@pytest.mark.parametrize("statuses", [
+    (ModuleStatus.OFFLINE,) * 12,
+    (ModuleStatus.STALE,) * 6 + (ModuleStatus.OFFLINE,) * 6,
+    (ModuleStatus.NEVER_SEEN,) * 12,
+    (),
+])
+def test_a_bank_with_no_live_module_is_not_ok(clock, mb, statuses):
+    """After a total bus loss nothing is flowing: bank_status must not read 1, and a
+    SCADA alarming on it sees the loss (it read 1 in map version 1)."""
+    modules = [mb.make_module(p, clock.now, status=s) for p, s in enumerate(statuses, 1)]
+    b = bank_fields(image_of(mb.make_snapshot(clock.now, modules=modules), clock.now))
+    assert b["bank_status"] == rm.BankStatus.NO_LIVE_MODULES == 3
+    assert b["modules_live"] in (0, None)
+    assert b["current_ma"] is None and b["voltage_mean_mv"] is None
 
 
 def test_live_module_without_update_time_is_not_trusted(clock, mb):
@@ -426,6 +443,7 @@ def test_register_map_contract_is_locked():
 #: changes without a new MAP_VERSION fails below; a new version adds its line here.
 RELEASED_LAYOUTS = {
     1: "4caae8652275d4e03898216a5bee1175f9027dba88218336042cba2927ca8b1a",
+    2: "d7a3ca229513901932ed4967e5bdceb7fe438c9e3daca8ba61bbb4366b00e40d",
 }
 
 
