@@ -6,7 +6,7 @@ columns) with every varbind encoded once.
 
 * SNMPv2c GET/GETNEXT/GETBULK/SET take a fast path: :mod:`ber` decodes the message,
   :mod:`responder` applies RFC 3416, and the reply is joined from precomputed bytes.
-* SNMPv3 messages go to pysnmp's engine (USM: HMAC-SHA-256 + AES-128), which decrypts
+* SNMPv3 messages go to pysnmp's engine (USM: each user's HMAC-SHA and AES), which decrypts
   them and hands the PDU to the same responder (:mod:`v3_engine`). pysnmp is imported
   only when v3 users are configured.
 * Malformed or truncated messages are dropped and counted (snmpInASNParseErrs), wrong

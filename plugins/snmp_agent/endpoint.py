@@ -4,8 +4,8 @@ The agent (:mod:`agent`) owns the socket's datagram handling and the OID table; 
 SNMPv3 engine (:mod:`v3_engine`) sits in front of the same socket when v3 users are
 configured. The engine is handed a :class:`Service` (the agent satisfies it) rather
 than importing the agent, so the modules import in one direction only:
-``agent -> endpoint``, ``agent -> notifier -> inform -> v3_engine`` and
-``v3_engine -> endpoint``.
+``agent -> endpoint``, ``agent -> notifier -> inform -> v3_engine, usm`` and
+``v3_engine -> endpoint, usm``.
 Pure: no sockets, no pysnmp.
 """
 

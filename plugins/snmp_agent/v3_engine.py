@@ -1,4 +1,5 @@
-"""pysnmp glue for SNMPv3: USM (HMAC-SHA-256 + AES-128) around the agent's responder.
+"""pysnmp glue for SNMPv3: USM (each user's HMAC-SHA and AES, :mod:`usm`) around the
+agent's responder.
 
 Imported only when v3 users are configured. pysnmp's engine owns the agent's UDP
 socket (:class:`Transport` is its asyncio transport): SNMPv2c datagrams are answered
@@ -26,6 +27,7 @@ from pysnmp.proto.api import v2c
 from plugins.snmp_agent import ber
 from plugins.snmp_agent.endpoint import FORWARD, Service
 from plugins.snmp_agent.oid_map import Syntax
+from plugins.snmp_agent.usm import add_user
 
 if TYPE_CHECKING:
     from plugins.snmp_agent.settings import SnmpAgentSettings
@@ -192,11 +194,10 @@ class V3Engine:
         id_obj.syntax = id_obj.syntax.clone(engine_id)
         self.engine.snmpEngineID = id_obj.syntax
         boots_obj.syntax = boots_obj.syntax.clone(boots)
-        for user in settings.v3_users:
-            config.add_v3_user(
-                self.engine, user.name,
-                config.USM_AUTH_HMAC192_SHA256, user.auth_key.get_secret_value(),
-                config.USM_PRIV_CFB128_AES, user.priv_key.get_secret_value())
+        for user in settings.v3_users:  # keys localized here, once, to our engine ID
+            add_user(self.engine, user.name,
+                     auth_protocol=user.auth_protocol, auth_key=user.auth_key.get_secret_value(),
+                     priv_protocol=user.priv_protocol, priv_key=user.priv_key.get_secret_value())
         self.protocol = Transport(service, loop)
         config.add_transport(self.engine, udp.DOMAIN_NAME, self.protocol)
         self.responder = Responder(self.engine, service, engine_id, settings.max_message_size)
