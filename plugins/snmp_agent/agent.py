@@ -6,7 +6,7 @@ columns) with every varbind encoded once.
 
 * SNMPv2c GET/GETNEXT/GETBULK/SET take a fast path: :mod:`ber` decodes the message,
   :mod:`responder` applies RFC 3416, and the reply is joined from precomputed bytes.
-* SNMPv3 messages go to pysnmp's engine (USM: HMAC-SHA-256 + AES-128), which decrypts
+* SNMPv3 messages go to pysnmp's engine (USM: each user's HMAC-SHA and AES), which decrypts
   them and hands the PDU to the same responder (:mod:`v3_engine`). pysnmp is imported
   only when v3 users are configured.
 * Malformed or truncated messages are dropped and counted (snmpInASNParseErrs), wrong
@@ -25,13 +25,13 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
 from gateway.hub import Hub
 from plugins.snmp_agent import ber, oid_map
+from plugins.snmp_agent.endpoint import FORWARD, AgentCounters
 from plugins.snmp_agent.notifier import Notifier
 from plugins.snmp_agent.oid_map import BankOptions, Syntax, SystemInfo, Variable
 from plugins.snmp_agent.responder import Outcome, Table, respond
@@ -47,23 +47,6 @@ _BOOTS_MAX = 2**31 - 1
 _BOOTS_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z
 REQUEST_PDUS = frozenset((ber.GET_REQUEST, ber.GET_NEXT_REQUEST, ber.GET_BULK_REQUEST,
                           ber.SET_REQUEST))
-FORWARD = object()
-"""Verdict of :meth:`SnmpAgent.handle_datagram`: hand the message to the SNMPv3 engine."""
-
-
-@dataclass
-class AgentCounters:
-    """The agent's own counters; the first seven are served as the snmp group."""
-
-    in_pkts: int = 0
-    in_bad_versions: int = 0
-    in_bad_community_names: int = 0
-    in_bad_community_uses: int = 0
-    in_asn_parse_errs: int = 0
-    silent_drops: int = 0
-    proxy_drops: int = 0
-    unexpected_pdus: int = 0  #: responses, traps, informs and reports sent to the agent
-    internal_errors: int = 0  #: requests answered genErr because of a bug
 
 
 # ------------------------------------------------------------- engine identity -------

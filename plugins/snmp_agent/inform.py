@@ -1,4 +1,4 @@
-"""pysnmp glue for SNMPv3 informs (authPriv: HMAC-SHA-256 + AES-128).
+"""pysnmp glue for SNMPv3 informs (authPriv, the receiver's HMAC-SHA and AES, :mod:`usm`).
 
 Imported only when a v3 receiver is configured. Each receiver gets its own pysnmp engine
 with a client-mode UDP socket: the receiver is the authoritative engine of an inform, so
@@ -23,6 +23,7 @@ from pysnmp.entity.rfc3413 import ntforg
 from plugins.snmp_agent.notifications import Notification
 from plugins.snmp_agent.oid_map import PEN
 from plugins.snmp_agent.settings import Receiver
+from plugins.snmp_agent.usm import add_user
 from plugins.snmp_agent.v3_engine import VALUE_TYPES
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,11 @@ class InformSender:
             "__SNMP-FRAMEWORK-MIB", "snmpEngineID")
         id_obj.syntax = id_obj.syntax.clone(notify_engine_id(engine_seed))
         self.engine.snmpEngineID = id_obj.syntax
-        config.add_v3_user(self.engine, receiver.user,
-                           config.USM_AUTH_HMAC192_SHA256, receiver.auth_key.get_secret_value(),
-                           config.USM_PRIV_CFB128_AES, receiver.priv_key.get_secret_value())
+        add_user(self.engine, receiver.user,
+                 auth_protocol=receiver.auth_protocol,
+                 auth_key=receiver.auth_key.get_secret_value(),
+                 priv_protocol=receiver.priv_protocol,
+                 priv_key=receiver.priv_key.get_secret_value())
         config.add_target_parameters(self.engine, _PARAMS, receiver.user, "authPriv", 3)
         config.add_transport(self.engine, udp.DOMAIN_NAME,
                              udp.UdpAsyncioTransport().open_client_mode())

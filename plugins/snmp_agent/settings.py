@@ -4,12 +4,51 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import typing
 from typing import Literal
 
 import pydantic
 
 from gateway.config import Section
 
+AuthProtocol = Literal["sha1", "sha224", "sha256", "sha384", "sha512"]
+"""USM authentication: HMAC-SHA-1-96 (usmHMACSHAAuthProtocol, RFC 3414) or HMAC-SHA-2
+(usmHMAC128SHA224AuthProtocol ... usmHMAC384SHA512AuthProtocol, RFC 7860)."""
+PrivProtocol = Literal["aes128", "aes192", "aes256", "aes192c", "aes256c"]
+"""USM privacy: AES-128-CFB (usmAesCfb128Protocol, RFC 3826); AES-192/256-CFB with the
+key extension of draft-blumenthal-aes-usm-04 (``aes192``/``aes256``: net-snmp's
+``-x AES-192``/``AES-256``), or with the draft-reeder-snmpv3-usm-3desede extension
+(``aes192c``/``aes256c``: the "C" (Cisco) variants, net-snmp's and gosnmp's
+``AES192C``/``AES256C``). The two extensions give different keys only when the hash is
+shorter than the AES key (sha1 with both, sha224 with aes256)."""
+DEFAULT_AUTH: AuthProtocol = "sha256"
+DEFAULT_PRIV: PrivProtocol = "aes128"
+
+_REFUSED = {
+    "md5": "md5 (usmHMACMD5AuthProtocol) is refused: MD5 is broken (practical collisions "
+           "since 2004) and RFC 6151 advises against HMAC-MD5 in new protocols; use sha256 "
+           "(or sha1 where the NMS can do no better)",
+    "des": "des (usmDESPrivProtocol) is refused: 56-bit DES keys fall to exhaustive search "
+           "and NIST withdrew DES in 2005 (FIPS 46-3); use aes128",
+    "3des": "3des (usm3DESEDEPrivProtocol) is refused: NIST disallows 3DES encryption "
+            "after 2023 (SP 800-131A Rev. 2); use aes128",
+}
+_REFUSED_NAMES = {"md5": "md5", "hmacmd5": "md5", "des": "des", "cbcdes": "des",
+                  "des56": "des", "3des": "3des", "tripledes": "3des", "3desede": "3des"}
+_ALIASES = {"sha": "sha1", "aes": "aes128"}  #: net-snmp's names (SHA, AES)
+_NAMES = frozenset(typing.get_args(AuthProtocol) + typing.get_args(PrivProtocol))
+
+
+def parse_protocol(value: object) -> object:
+    """A protocol name as net-snmp spells it too (``SHA-256``, ``AES``, ``AES-256``);
+    MD5 and DES are refused by name, saying why, before the list of choices applies."""
+    if not isinstance(value, str):
+        return value
+    key = value.strip().lower().replace("-", "").replace("_", "")
+    if key in _REFUSED_NAMES:
+        raise ValueError(_REFUSED[_REFUSED_NAMES[key]])
+    key = _ALIASES.get(key, key)
+    return key if key in _NAMES else value
 
 
 def default_config() -> dict:
@@ -43,14 +82,22 @@ class V3User(Section):
     """An SNMPv3 USM user with authentication and privacy (authPriv only)."""
 
     name: str = pydantic.Field(pattern=r"^[A-Za-z0-9_.@-]{1,32}$")
-    auth_protocol: Literal["sha256"] = pydantic.Field(
-        "sha256", description="HMAC-SHA-256 (usmHMAC192SHA256AuthProtocol, RFC 7860)")
+    auth_protocol: AuthProtocol = pydantic.Field(
+        DEFAULT_AUTH, description="sha1, sha224, sha256, sha384 or sha512 (HMAC-SHA, RFC "
+        "3414 / RFC 7860); md5 is refused")
     auth_key: pydantic.SecretStr = pydantic.Field(
         description="authentication passphrase, 8 characters or more; use ${ENV_VAR}")
-    priv_protocol: Literal["aes128"] = pydantic.Field(
-        "aes128", description="AES-128 in CFB mode (usmAesCfb128Protocol, RFC 3826)")
+    priv_protocol: PrivProtocol = pydantic.Field(
+        DEFAULT_PRIV, description="aes128 (RFC 3826), aes192 or aes256 (Blumenthal key "
+        "extension, net-snmp's AES-192/AES-256), aes192c or aes256c (Reeder key extension, "
+        "the Cisco variants); des is refused")
     priv_key: pydantic.SecretStr = pydantic.Field(
         description="privacy passphrase, 8 characters or more; use ${ENV_VAR}")
+
+    @pydantic.field_validator("auth_protocol", "priv_protocol", mode="before")
+    @classmethod
+    def _protocol(cls, value: object) -> object:
+        return parse_protocol(value)
 
     @pydantic.field_validator("auth_key", "priv_key")
     @classmethod
@@ -79,15 +126,19 @@ class Receiver(Section):
     host: str = pydantic.Field(description="IPv4 address of the receiver")
     port: int = pydantic.Field(162, ge=1, le=65535)
     version: Literal["v2c", "v3"] = pydantic.Field(
-        description="v2c: SNMPv2-Trap; v3: InformRequest, authPriv (SHA-256 + AES-128)")
+        description="v2c: SNMPv2-Trap; v3: InformRequest, authPriv")
     community: pydantic.SecretStr | None = pydantic.Field(
         None, description="v2c: the community the traps carry; use ${ENV_VAR}")
     user: str | None = pydantic.Field(None, pattern=r"^[A-Za-z0-9_.@-]{1,32}$",
                                       description="v3: the USM user the receiver knows")
+    auth_protocol: AuthProtocol = pydantic.Field(
+        DEFAULT_AUTH, description="v3: as for v3_users (sha1 ... sha512); md5 is refused")
     auth_key: pydantic.SecretStr | None = pydantic.Field(
-        None, description="v3: authentication passphrase (HMAC-SHA-256), 8 characters or more")
+        None, description="v3: authentication passphrase, 8 characters or more")
+    priv_protocol: PrivProtocol = pydantic.Field(
+        DEFAULT_PRIV, description="v3: as for v3_users (aes128 ... aes256c); des is refused")
     priv_key: pydantic.SecretStr | None = pydantic.Field(
-        None, description="v3: privacy passphrase (AES-128), 8 characters or more")
+        None, description="v3: privacy passphrase, 8 characters or more")
     timeout_s: float = pydantic.Field(
         2.0, ge=0.1, le=60, description="v3: wait this long for the acknowledgement")
     retries: int = pydantic.Field(
@@ -108,8 +159,10 @@ class Receiver(Section):
     @pydantic.model_validator(mode="after")
     def _check(self) -> Receiver:
         if self.version == "v2c":
-            if self.user or self.auth_key or self.priv_key:
-                raise ValueError("user, auth_key and priv_key are for version v3")
+            if (self.user or self.auth_key or self.priv_key
+                    or {"auth_protocol", "priv_protocol"} & self.model_fields_set):
+                raise ValueError("user, auth_protocol, auth_key, priv_protocol and priv_key "
+                                 "are for version v3")
             if self.community is None:
                 raise ValueError("a v2c receiver needs a community")
             if not 1 <= len(self.community.get_secret_value().encode()) <= 64:
@@ -125,6 +178,11 @@ class Receiver(Section):
                                      "(RFC 3414)")
         return self
 
+    @pydantic.field_validator("auth_protocol", "priv_protocol", mode="before")
+    @classmethod
+    def _protocol(cls, value: object) -> object:
+        return parse_protocol(value)
+
     @property
     def label(self) -> str:
         return f"{self.version} {self.host}:{self.port}"
@@ -134,8 +192,8 @@ class Receiver(Section):
         def secret(v: pydantic.SecretStr | None) -> str | None:
             return None if v is None else v.get_secret_value()
         return (self.host, self.port, self.version, secret(self.community), self.user,
-                secret(self.auth_key), secret(self.priv_key), self.timeout_s, self.retries,
-                self.queue_size)
+                self.auth_protocol, secret(self.auth_key), self.priv_protocol,
+                secret(self.priv_key), self.timeout_s, self.retries, self.queue_size)
 
 
 class NotificationSettings(Section):

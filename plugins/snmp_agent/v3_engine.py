@@ -1,4 +1,5 @@
-"""pysnmp glue for SNMPv3: USM (HMAC-SHA-256 + AES-128) around the agent's responder.
+"""pysnmp glue for SNMPv3: USM (each user's HMAC-SHA and AES, :mod:`usm`) around the
+agent's responder.
 
 Imported only when v3 users are configured. pysnmp's engine owns the agent's UDP
 socket (:class:`Transport` is its asyncio transport): SNMPv2c datagrams are answered
@@ -7,7 +8,8 @@ message processing and USM (authentication, decryption, engine discovery and tim
 window reports), and the decrypted PDU comes to :class:`Responder`, which answers it
 from the same OID table with the same RFC 3416 procedures. pysnmp's own command
 responders and its VACM are not used: every v3 user gets the agent's one read-only
-view, at securityLevel authPriv only.
+view, at securityLevel authPriv only. The engine is handed the agent as an
+:class:`~plugins.snmp_agent.endpoint.Service` and never imports the agent's module.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from pysnmp.proto import rfc1902, rfc1905
 from pysnmp.proto.api import v2c
 
 from plugins.snmp_agent import ber
-from plugins.snmp_agent.agent import FORWARD
+from plugins.snmp_agent.endpoint import FORWARD, Service
 from plugins.snmp_agent.oid_map import Syntax
+from plugins.snmp_agent.usm import add_user
 
 if TYPE_CHECKING:
-    from plugins.snmp_agent.agent import SnmpAgent
     from plugins.snmp_agent.settings import SnmpAgentSettings
 
 log = logging.getLogger(__name__)
@@ -72,12 +74,12 @@ _HEADER_SLACK = 48  # the most an SNMPv3 message adds around its security parame
 class Transport(udp.UdpAsyncioTransport):
     """pysnmp's UDP transport with the agent's fast path in front."""
 
-    def __init__(self, agent: SnmpAgent, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, service: Service, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop=loop)
-        self._agent = agent
+        self._service = service
 
     def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:  # noqa: N803
-        reply = self._agent.handle_datagram(datagram)
+        reply = self._service.handle_datagram(datagram)
         if reply is FORWARD:
             super().datagram_received(datagram, transportAddress)
         elif isinstance(reply, bytes) and self.transport is not None:
@@ -87,9 +89,9 @@ class Transport(udp.UdpAsyncioTransport):
 class Responder:
     """Answers decrypted SNMPv3 PDUs from the agent's table (RFC 3413 command responder)."""
 
-    def __init__(self, snmp_engine: engine.SnmpEngine, agent: SnmpAgent, engine_id: bytes,
+    def __init__(self, snmp_engine: engine.SnmpEngine, service: Service, engine_id: bytes,
                  max_message_size: int) -> None:
-        self._agent = agent
+        self._service = service
         self._engine_id = engine_id
         self._max_size = max_message_size
         snmp_engine.message_dispatcher.register_context_engine_id(
@@ -117,7 +119,7 @@ class Responder:
                 self._answer(snmpEngine, PDU, pdu, request_varbinds, contextEngineId,
                              contextName, maxSizeResponseScopedPDU)
         except Exception:  # a bug: answer genErr rather than go silent
-            self._agent.counters.internal_errors += 1
+            self._service.counters.internal_errors += 1
             log.exception("snmp_agent: SNMPv3 request failed; answering genErr")
             v2c.apiPDU.set_error_status(pdu, ber.GEN_ERR)
             v2c.apiPDU.set_error_index(pdu, 1)
@@ -128,7 +130,7 @@ class Responder:
                 securityLevel, contextEngineId, contextName, pduVersion, pdu,
                 maxSizeResponseScopedPDU, stateReference, status)
         except proto_error.StatusInformation as exc:
-            self._agent.counters.silent_drops += 1
+            self._service.counters.silent_drops += 1
             log.debug("snmp_agent: SNMPv3 response dropped: %s", exc)
 
     def _budget(self, snmp_engine: engine.SnmpEngine, max_scoped: int, context_engine_id: Any,
@@ -156,7 +158,7 @@ class Responder:
             non_repeaters = max_repetitions = 0
         budget = self._budget(snmp_engine, max_scoped, context_engine_id, context_name,
                               int(v2c.apiPDU.get_request_id(request)))
-        table, outcome = self._agent.process(pdu_type, oids, non_repeaters, max_repetitions,
+        table, outcome = self._service.process(pdu_type, oids, non_repeaters, max_repetitions,
                                              budget)
         if outcome.items is None:
             varbinds = request_varbinds
@@ -177,7 +179,7 @@ class V3Engine:
     """A pysnmp engine with a fixed engine ID and boots, the v3 users, and the agent's
     responder; its :attr:`protocol` is the agent's UDP endpoint."""
 
-    def __init__(self, agent: SnmpAgent, settings: SnmpAgentSettings, *, engine_id: bytes,
+    def __init__(self, service: Service, settings: SnmpAgentSettings, *, engine_id: bytes,
                  boots: int, loop: asyncio.AbstractEventLoop) -> None:
         if not _HAVE_CRYPTOGRAPHY:
             raise CryptographyMissingError(
@@ -192,14 +194,13 @@ class V3Engine:
         id_obj.syntax = id_obj.syntax.clone(engine_id)
         self.engine.snmpEngineID = id_obj.syntax
         boots_obj.syntax = boots_obj.syntax.clone(boots)
-        for user in settings.v3_users:
-            config.add_v3_user(
-                self.engine, user.name,
-                config.USM_AUTH_HMAC192_SHA256, user.auth_key.get_secret_value(),
-                config.USM_PRIV_CFB128_AES, user.priv_key.get_secret_value())
-        self.protocol = Transport(agent, loop)
+        for user in settings.v3_users:  # keys localized here, once, to our engine ID
+            add_user(self.engine, user.name,
+                     auth_protocol=user.auth_protocol, auth_key=user.auth_key.get_secret_value(),
+                     priv_protocol=user.priv_protocol, priv_key=user.priv_key.get_secret_value())
+        self.protocol = Transport(service, loop)
         config.add_transport(self.engine, udp.DOMAIN_NAME, self.protocol)
-        self.responder = Responder(self.engine, agent, engine_id, settings.max_message_size)
+        self.responder = Responder(self.engine, service, engine_id, settings.max_message_size)
 
     def counters(self) -> dict[str, int]:
         """What pysnmp counted itself (parse errors inside v3 messages, dropped replies)."""

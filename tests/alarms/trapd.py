@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,44 @@ V3_USER = "nms-traps"
 V3_AUTH = "trap-auth-pass"
 V3_PRIV = "trap-priv-pass"
 COMMUNITY = "trap-community"
+
+#: our protocol names -> net-snmp's spellings to try (the "C" variants are not listed
+#: by ``snmpget -h`` but accepted without the dash by Debian's net-snmp 5.9)
+NETSNMP_AUTH = {"sha1": ("SHA",), "sha224": ("SHA-224",), "sha256": ("SHA-256",),
+                "sha384": ("SHA-384",), "sha512": ("SHA-512",)}
+NETSNMP_PRIV = {"aes128": ("AES",), "aes192": ("AES-192",), "aes256": ("AES-256",),
+                "aes192c": ("AES192C", "AES-192C"), "aes256c": ("AES256C", "AES-256C")}
+
+
+def netsnmp_protocols() -> tuple[dict[str, str], dict[str, str]]:
+    """What the installed net-snmp speaks: ({our auth name: net-snmp's}, {our priv
+    name: net-snmp's}), found by asking ``snmpget`` to use each one (it refuses an
+    unknown protocol before it sends anything); empty when snmpget is missing."""
+    exe = shutil.which("snmpget")
+    if exe is None:
+        return {}, {}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIB", "SNMP"))}
+    env.update(SNMPCONFPATH=os.devnull, SNMP_PERSISTENT_DIR=os.devnull, HOME=os.devnull)
+
+    def accepted(flag: str, name: str) -> bool:
+        a, x = (name, "AES") if flag == "-a" else ("SHA", name)
+        proc = subprocess.run(
+            [exe, "-v3", "-l", "authPriv", "-u", "probe", "-a", a, "-A", "probe-pass",
+             "-x", x, "-X", "probe-pass", "-e", "0x8000000001020304", "-Z", "1,1",
+             "-t", "0.05", "-r", "0", "127.0.0.1:9", "1.3"],
+            capture_output=True, text=True, env=env, timeout=10)
+        return "Invalid" not in proc.stderr
+
+    def probe(flag: str, table: dict[str, tuple[str, ...]]) -> dict[str, str]:
+        found = {}
+        for ours, spellings in table.items():
+            for name in spellings:
+                if accepted(flag, name):
+                    found[ours] = name
+                    break
+        return found
+    return probe("-a", NETSNMP_AUTH), probe("-x", NETSNMP_PRIV)
+
 
 _HEADER = re.compile(r"\[UDP: \[[\d.]+\]:\d+->\[[\d.]+\]:(\d+)\]:\s*$")
 
@@ -77,15 +116,19 @@ class TrapDaemon:
     """``snmptrapd -f -Lo -C -c CONF`` on 127.0.0.1 ports, decoding with our MIB; the
     v3 user accepts informs (the receiver is the authoritative engine)."""
 
-    def __init__(self, workdir: Path, ports: list[int]) -> None:
+    def __init__(self, workdir: Path, ports: list[int], *,
+                 users: list[tuple[str, str, str, str, str]] | None = None) -> None:
+        """``users``: (name, auth protocol, auth passphrase, priv protocol, priv
+        passphrase) in net-snmp's spelling; default: ``V3_USER`` with SHA-256 and AES."""
         self.workdir = workdir
         self.ports = ports
         self.traps: list[Trap] = []
         self.lines: list[str] = []
         self._cond = threading.Condition()
         conf = workdir / "snmptrapd.conf"
-        conf.write_text("disableAuthorization yes\n"
-                        f"createUser {V3_USER} SHA-256 {V3_AUTH} AES {V3_PRIV}\n")
+        users = users or [(V3_USER, "SHA-256", V3_AUTH, "AES", V3_PRIV)]
+        conf.write_text("disableAuthorization yes\n" + "".join(
+            f"createUser {name} {a} {a_key} {x} {x_key}\n" for name, a, a_key, x, x_key in users))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MIB", "SNMP"))}
         env.update(HOME=str(workdir), SNMP_PERSISTENT_DIR=str(workdir / "persist"),
                    SNMPCONFPATH=str(workdir))

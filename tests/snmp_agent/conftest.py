@@ -332,8 +332,10 @@ def v2c_args(agent: RunningAgent, community: str = COMMUNITY, *, timeout: float 
 
 def v3_args(agent: RunningAgent, *, auth: str = V3_AUTH, priv: str | None = V3_PRIV,
             user: str = V3_USER, level: str = "authPriv", timeout: float = 2,
-            retries: int = 1, extra: Sequence[str] = ()) -> list[str]:
-    """Options and agent address for an SNMPv3 net-snmp command (OIDs follow)."""
-    privacy = ["-x", "AES", "-X", priv] if priv is not None else []
-    return ["-v3", "-l", level, "-u", user, "-a", "SHA-256", "-A", auth, *privacy,
+            retries: int = 1, extra: Sequence[str] = (), auth_protocol: str = "SHA-256",
+            priv_protocol: str = "AES") -> list[str]:
+    """Options and agent address for an SNMPv3 net-snmp command (OIDs follow); the
+    protocols in net-snmp's spelling."""
+    privacy = ["-x", priv_protocol, "-X", priv] if priv is not None else []
+    return ["-v3", "-l", level, "-u", user, "-a", auth_protocol, "-A", auth, *privacy,
             "-t", str(timeout), "-r", str(retries), *extra, agent.target]

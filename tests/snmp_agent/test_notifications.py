@@ -181,11 +181,22 @@ def test_apply_keeps_unchanged_receivers_and_their_queues():
     assert n.settings.heartbeat_interval_s == 60
 
 
+@pytest.mark.parametrize("change", [{"auth_protocol": "sha1"}, {"priv_protocol": "aes256"}])
+def test_apply_restarts_a_v3_receiver_whose_protocol_changed(change):
+    n = notifier([V3])
+    (before,) = n.targets
+    n.apply(NotificationSettings.model_validate({"receivers": [{**V3, **change}]}))
+    (after,) = n.targets
+    assert after is not before
+    assert (after.receiver.auth_protocol, after.receiver.priv_protocol) == (
+        change.get("auth_protocol", "sha256"), change.get("priv_protocol", "aes128"))
+
+
 @pytest.mark.parametrize(("receiver", "message"), [
     ({"host": "192.0.2.1", "version": "v2c"}, "a v2c receiver needs a community"),
     ({**V3, "priv_key": None}, "a v3 receiver needs user, auth_key and priv_key"),
     ({**V3, "auth_key": "short"}, "at least 8 characters"),
-    ({**V2C, "user": "x"}, "user, auth_key and priv_key are for version v3"),
+    ({**V2C, "user": "x"}, "user, auth_protocol, auth_key, priv_protocol and priv_key are"),
     ({**V2C, "host": "nms.example.net"}, "is not an IPv4 address"),
 ])
 def test_receiver_settings_are_checked(receiver, message):
