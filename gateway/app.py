@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import pluggy
 
 from gateway.config import ConfigError, GatewayConfig
+from gateway.health import Health
 from gateway.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class GatewayContext:
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     state_dir: Path | None = None
+    #: components register their counters here; north plugins serving health read it
+    health: Health = field(default_factory=Health)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def section(self, name: str) -> Any:

@@ -31,5 +31,6 @@ def gateway_register_components(context, register):
     device = DeviceInfo(version=importlib.metadata.version("bms-gateway"),
                         serial=context.config.core.name,
                         device_address=settings.bank_unit_id)
-    register(ModbusTcpServer(settings, context.hub, clock=context.clock, device=device),
-             role="north")
+    server = ModbusTcpServer(settings, context.hub, clock=context.clock, device=device)
+    context.health.register(SECTION, server.health_figures)
+    register(server, role="north")

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from gateway.health import Figure
 from gateway.hub import Hub
 from gateway.model import ModuleReading
 from plugins.modbus_tcp.admission import Slot, make_room, overdue, source_allowed
@@ -72,6 +73,24 @@ class ModbusTcpServer:
         self.counters = ServerCounters()
         self.address: tuple[str, int] | None = None  #: where it listens, once started
         self.started = asyncio.Event()
+
+    def health_figures(self) -> list[Figure]:
+        """The server's counters and open connections, for the gateway's health."""
+        c = self.counters
+        texts = {"requests": "requests answered or ignored",
+                 "exceptions": "requests answered with an exception",
+                 "unanswered": "requests to unknown units left unanswered (ignore)",
+                 "malformed": "connections closed for a frame that is not Modbus/TCP",
+                 "accepted": "connections accepted",
+                 "refused": "connections refused: source not in allowed_sources",
+                 "evicted": "longest-idle connections closed to admit a new one",
+                 "idle_closed": "connections closed after idle_timeout_s",
+                 "frame_timeouts": "connections closed: a frame not complete in time"}
+        out = [Figure(name=f"modbus_{k}_total", value=getattr(c, k), kind="counter",
+                      help=f"Modbus-TCP server: {text}") for k, text in texts.items()]
+        out.append(Figure(name="modbus_connections", value=len(self._connections),
+                          kind="gauge", help="Modbus-TCP server: open connections"))
+        return out
 
     # ------------------------------------------------------------------ tables --------
 

@@ -28,6 +28,7 @@ def gateway_register_components(context, register):
 
     agent = SnmpAgent.from_context(context)
     context.extra[SECTION] = agent
+    context.health.register(SECTION, agent.health_figures)
     register(agent, role="north")
 
 

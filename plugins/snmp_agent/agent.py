@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
+from gateway.health import Figure
 from gateway.hub import Hub
 from plugins.snmp_agent import ber, oid_map
 from plugins.snmp_agent.endpoint import FORWARD, AgentCounters
@@ -191,6 +192,30 @@ class SnmpAgent:
         def current() -> Variable:
             return Variable(oid, Syntax.COUNTER32, self.counter_values()[key] % 2**32)
         return current
+
+    def health_figures(self) -> list[Figure]:
+        """The agent's and the notifier's counters, for the gateway's health."""
+        out = [Figure(name=f"snmp_{k}_total", value=v, kind="counter",
+                      help=f"SNMP agent: {k.replace('_', ' ')} (the snmp group's counter)")
+               for k, v in self.counter_values().items()]
+        c = self.counters
+        out.append(Figure(name="snmp_unexpected_pdus_total", value=c.unexpected_pdus,
+                          kind="counter", help="SNMP agent: responses, traps, informs and "
+                          "reports sent to the agent"))
+        out.append(Figure(name="snmp_internal_errors_total", value=c.internal_errors,
+                          kind="counter", help="SNMP agent: requests answered genErr "
+                          "because of a bug"))
+        n = self.notifier.counters
+        for key, text in (("events", "alarm events read from the hub"),
+                          ("rate_limited", "alarm notifications dropped by the rate limit"),
+                          ("traps_sent", "v2c traps sent (one per receiver)"),
+                          ("informs_acknowledged", "informs acknowledged"),
+                          ("informs_unacknowledged", "inform attempts not acknowledged"),
+                          ("informs_dropped", "informs dropped from a full queue"),
+                          ("heartbeats", "heartbeat notifications sent")):
+            out.append(Figure(name=f"snmp_notifier_{key}_total", value=getattr(n, key),
+                              kind="counter", help=f"SNMP notifier: {text}"))
+        return out
 
     def counter_values(self) -> dict[str, int]:
         """The snmp group counters, including what the SNMPv3 engine counted itself."""
