@@ -241,3 +241,18 @@ def test_documented_command_runs_clean(command: Command, default_gateway, shell_
     where = f"{command.file}:{command.line}: {command.text}"
     assert res.returncode == 0, f"{where}\nexit {res.returncode}\n{res.stderr}{res.stdout}"
     assert res.stderr == "", f"{where}\nwrote to stderr:\n{res.stderr}"
+
+
+def test_the_documentation_enterprise_number_is_said_to_be_one():
+    """32473 is RFC 5612's number for documentation: mibs/README.md and docs/snmp.md say
+    so, and name the two places a vendor changes, with the number the code uses."""
+    from plugins.snmp_agent import oid_map
+
+    mib = (REPO / "mibs/BMS-GATEWAY-MIB.txt").read_text()
+    assert re.findall(r"\{\s*enterprises\s+(\d+)\s*\}", mib) == [str(oid_map.PEN)]
+    for doc in ("mibs/README.md", "docs/snmp.md"):
+        text = " ".join((REPO / doc).read_text().split())
+        root = f"bmsGatewayRoot ::= {{ enterprises {oid_map.PEN} }}"
+        for needle in ("RFC 5612", "RFC 9371", root, f"PEN = {oid_map.PEN}",
+                       "plugins/snmp_agent/oid_map.py", "sysObjectID"):
+            assert needle in text, f"{doc}: {needle}"
