@@ -197,6 +197,9 @@ class LinkCounters:
     wrong_address: int = 0  #: answers from an unexpected ADR
     no_data: int = 0  #: answers that carried no usable data (e.g. all-zero analog)
     garbage_bytes: int = 0  #: bytes outside any frame
+    #: answers that carried ADR 00 (an RS232 console port answers so whatever the module's
+    #: address) and were taken as the answer to the request in flight
+    adr0_answers: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -347,6 +347,21 @@ def test_bad_answers_are_counted_and_the_pack_recovers(fault, counter):
     run(scenario())
 
 
+def test_adr00_answers_of_an_rs232_console_port_are_taken_and_counted():
+    """A console port answers with ADR 00 whatever the module's address: the answers pair
+    with the request in flight, the module is online, and the bus counts them."""
+    async def scenario():
+        bank = Bank(steps=[{"packs": [2], "fault": "wrong_address", "wrong_address": 0}])
+        async with bank.running():
+            snap = await bank.until(lambda s: all_ok(s) and s.buses[0].cycles >= 2)
+        pack2 = snap.modules[1]
+        assert pack2.telemetry is not None and pack2.counters.wrong_address == 0
+        assert pack2.counters.adr0_answers >= 4  # 0x42 and 0x44 of two cycles, identity
+        assert snap.modules[0].counters.adr0_answers == 0
+        assert snap.buses[0].counters.adr0_answers == pack2.counters.adr0_answers
+    run(scenario())
+
+
 def test_duplicate_address_collision_is_garbage_not_data():
     async def scenario():
         bank = Bank(steps=[{"until_s": 1.2, "packs": [2], "fault": "duplicate_address"}])

@@ -91,6 +91,8 @@ class BusPoller:
         #: the last transaction heard an answer from the address it asked (even an error)
         self._answered = False
         self._foreign_seen = 0  #: requests of another master seen on this port so far
+        self._adr0_seen = 0  #: the session's ADR-00 answers already counted
+        self._adr0_logged: set[int] = set()  #: addresses whose ADR-00 answers were logged
 
     # ------------------------------------------------------------------ publishing --
     @property
@@ -137,6 +139,7 @@ class BusPoller:
                     self.session = Session()
                     self._garbage_seen = 0
                     self._foreign_seen = 0
+                    self._adr0_seen = 0
                     self._next_discovery = float("-inf")  # a new line: probe it again
                     if self.state.cycles or self.state.reconnects:
                         self.state.reconnects += 1
@@ -290,6 +293,7 @@ class BusPoller:
                     self._garbage_seen += garbage
                     self._count(link, garbage_bytes=garbage)
                 self._note_foreign_requests()
+                self._note_adr0_answers(link, request)
                 if final and self.session.outstanding is not None:
                     self.session.cancel()
             if timed_out:
@@ -378,6 +382,21 @@ class BusPoller:
                         "frames: poll the group master's host port instead, or remove the "
                         "other master", self.settings.name)
         self._foreign_seen = seen
+
+    def _note_adr0_answers(self, link: ModuleLink | None, request: Frame) -> None:
+        """Count the answers with ADR 00 the session paired with ``request`` (an RS232
+        console port answers so whatever the module's address); log it once per address."""
+        seen = self.session.counters.adr0_answers
+        if seen == self._adr0_seen:
+            return
+        self._count(link, adr0_answers=seen - self._adr0_seen)
+        self._adr0_seen = seen
+        if request.adr not in self._adr0_logged:
+            self._adr0_logged.add(request.adr)
+            log.info("bus %s adr %d: answers carry ADR 00 (an RS232 console port answers so "
+                     "whatever the module's address): each is taken as the answer to the "
+                     "request in flight and counted as adr0_answers", self.settings.name,
+                     request.adr)
 
     async def _discover(self, transport: SerialTransport) -> None:
         """``addresses: auto``: ask every address where no module is known for analog
