@@ -238,6 +238,16 @@ class ModuleReading:
         return self.status is ModuleStatus.OK
 
 
+class BusPolling(enum.Enum):
+    """How a bus is polled right now."""
+
+    PER_ADDRESS = "per_address"  #: each module at its own address
+    MASTER = "master"  #: the group master answers for the bank (INFO = FF)
+    #: a master-mode bus whose master stopped answering: each module at its own address
+    #: until the master answers again
+    MASTER_FALLBACK = "master_fallback"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BusStatus:
     """One RS485 port (bus) and its transport."""
@@ -250,6 +260,8 @@ class BusStatus:
     cycles: int = 0
     reconnects: int = 0
     counters: LinkCounters = field(default_factory=LinkCounters)
+    polling: BusPolling = BusPolling.PER_ADDRESS
+    master_fallbacks: int = 0  #: times a master-mode bus fell back to polling one by one
 
 
 class Severity(enum.IntEnum):
