@@ -82,6 +82,14 @@ class BusSettings(Section):
     offline_retry_max_s: float = pydantic.Field(
         60, ge=0.1, description="offline modules are retried with doubling back-off up to this")
     reconnect_max_s: float = pydantic.Field(30, ge=0.1)
+    master_fallback_after: int = pydantic.Field(
+        3, ge=1, le=100, description="mode: master: cycles in a row in which the master "
+        "answers with an error, garbled or not at all before the modules are polled one "
+        "by one at their own addresses")
+    master_retry_s: float = pydantic.Field(
+        60, ge=1, le=3600, description="mode: master, while polling one by one: how often "
+        "the master's FF request is tried again; its first good answer brings master mode "
+        "back")
 
     @pydantic.field_validator("addresses", mode="before")
     @classmethod

@@ -38,6 +38,7 @@ from plugins.rs485_bms.protocol.families import ANALOG, STATUS, Family
 log = logging.getLogger(__name__)
 
 BITS_PER_BYTE = 10
+RTN_CHKSUM = 0x02  #: the return code of a pack that received a request with a bad CHKSUM
 FOREIGN_PERIOD_S = 0.2  #: how often a foreign master polls (fault foreign_master)
 DIP_ADDRESSES = range(0, 16)  #: a pack's address comes from 4 DIP switches
 
@@ -109,6 +110,12 @@ class BankSimulator:
         steps = self.scenario.active(t, responders[0], cid2)
         if any(s.fault is FaultKind.SILENCE for s in steps):
             return []
+        reflection = [s for s in steps if s.fault is FaultKind.REFLECTION]
+        if reflection and self._hit(request.wire, max(s.rate for s in reflection)):
+            # the request reached the pack garbled: it answers "CHKSUM error"
+            frame = Frame(ver=self.encoder.profile.ver, adr=request.adr,
+                          cid1=self.encoder.profile.cid1, cid2=RTN_CHKSUM).wire
+            return [Emission(self.turnaround_s, self._line_faults(frame, steps))]
         frame = self._answer(request, t, all_packs=all_packs)
         delay = self.turnaround_s
         for step in steps:
@@ -127,7 +134,21 @@ class BankSimulator:
             elif kind is FaultKind.DUPLICATE_ADDRESS:
                 twin = self._answer(request, t + 37.0, all_packs=all_packs, record=False)
                 frame = _collide(frame, twin)
-        return [Emission(delay, frame)]
+        return [Emission(delay, self._line_faults(frame, steps))]
+
+    def _hit(self, data: bytes, rate: float) -> bool:
+        """Whether at least one of ``data``'s bytes is hit at ``rate`` per byte."""
+        return any(self._rnd.random() < rate for _ in data)
+
+    def _line_faults(self, frame: bytes, steps: list) -> bytes:
+        """What the line does to an answer on its way: bit errors, another baud rate."""
+        for step in steps:
+            if step.fault in (FaultKind.NOISE, FaultKind.REFLECTION):
+                frame = _flip_bits(frame, step.rate, self._rnd)
+        for step in steps:
+            if step.fault is FaultKind.WRONG_BAUD and step.baud != self.baud:
+                frame = _resample(frame, sent_baud=step.baud, line_baud=self.baud)
+        return frame
 
     def _answer(self, request: Frame, t: float, *, all_packs: bool,
                 answer_adr: int | None = None, record: bool = True) -> bytes:
@@ -359,6 +380,39 @@ def _remove_link(link: str, target: str) -> None:
 
 def _other_hex(b: int) -> int:
     return ord("A") if b != ord("A") else ord("B")
+
+
+def _flip_bits(data: bytes, rate: float, rnd: random.Random) -> bytes:
+    """Line noise: each byte, with probability ``rate``, has one random bit flipped."""
+    return bytes(b ^ (1 << rnd.randrange(8)) if rnd.random() < rate else b for b in data)
+
+
+def _resample(data: bytes, *, sent_baud: int, line_baud: int) -> bytes:
+    """The bytes a UART at ``line_baud`` reads from ``data`` sent at ``sent_baud`` (8N1).
+
+    The sender's bit stream (start bit 0, 8 data bits LSB first, stop bit 1, idle 1) is
+    sampled like a receiver does: a falling edge starts a byte, each bit is read in the
+    middle of its own (receiver) bit time, and after the stop bit it waits for the next
+    falling edge."""
+    bits: list[int] = []
+    for b in data:
+        bits += [0, *((b >> i) & 1 for i in range(8)), 1]
+    sent, line = 1 / sent_baud, 1 / line_baud
+
+    def level(t: float) -> int:
+        i = int(t / sent)
+        return bits[i] if 0 <= i < len(bits) else 1
+
+    out = bytearray()
+    step = min(sent, line) / 8
+    t, end = 0.0, len(bits) * sent
+    while t < end:
+        if level(t) == 1 or level(t + line / 2) == 1:  # idle, or a glitch, not a start bit
+            t += step
+            continue
+        out.append(sum(level(t + line * (1.5 + i)) << i for i in range(8)))
+        t += line * 9.5  # the middle of the stop bit: look for the next start from there
+    return bytes(out)
 
 
 def _collide(a: bytes, b: bytes) -> bytes:

@@ -5,7 +5,9 @@ in a log: the ``~...`` part of each line is found (surrounding text, whitespace 
 missing CR are tolerated; several frames per line are fine).
 
 Each answer is decoded as the answer to the request frame just before it (same ADR and
-CID1), as in a log of a poll; failing that, as the answer to ``--command``; failing that,
+CID1), as in a log of a poll; an answer with ADR 00 and the request's VER and CID1 pairs
+with it too (an RS232 console port answers with ADR 00 whatever the module's address;
+the view then names the request's address, ``request_adr``); failing that, as the answer to ``--command``; failing that,
 by its shape, if exactly one command of the family fits. The family comes from
 ``--family`` or from VER and CID1: 0x25 is PACE, 0x20/0x4A EG4, 0x22/0x4A Daren;
 0x20/0x46 is both Pylontech and Seplos V2, so such a frame is decoded only if its
@@ -41,6 +43,7 @@ from plugins.rs485_bms.protocol import (
     describe_request,
     get_profile,
     infer_profiles,
+    pairs_as_console_answer,
     parse_frame,
     rtn_meaning,
 )
@@ -125,7 +128,9 @@ class FrameDecoder:
             return self._request_view(view, frame, profiles)
         request = self._request
         self._request = None
-        if request is not None and (request.adr, request.cid1) != (frame.adr, frame.cid1):
+        if request is not None and pairs_as_console_answer(request, frame):
+            view["request_adr"] = request.adr
+        elif request is not None and (request.adr, request.cid1) != (frame.adr, frame.cid1):
             request = None
         return self._answer_view(view, frame, profiles, request)
 
@@ -221,7 +226,8 @@ def _label(view: dict[str, Any], profile: Profile, cid2: int, answer: Any) -> di
 # ---------------------------------------------------------------------------------------
 # Text output
 
-_META = ("frame", "type", "family", "cid2", "command", "adr", "rtn", "rtn_meaning",
+_META = ("frame", "type", "family", "cid2", "command", "adr", "request_adr", "rtn",
+         "rtn_meaning",
          "error", "kind", "message")
 
 
@@ -249,7 +255,9 @@ def format_view(view: dict[str, Any]) -> str:
         name = f" ({view['command']})" if "command" in view else ""
         what.append(f"0x{view['cid2']:02X}{name}")
     if "adr" in view:
-        what.append(f"ADR {view['adr']}")
+        what.append(f"ADR {view['adr']}" + (f" (answering the request to ADR "
+                                             f"{view['request_adr']})"
+                                             if "request_adr" in view else ""))
     if "rtn" in view:
         what.append(f"RTN 0x{view['rtn']:02X} ({rtn_meaning(view['rtn'])})")
     if what:
