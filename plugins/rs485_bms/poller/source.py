@@ -24,6 +24,7 @@ from typing import Any
 from gateway.hub import Hub
 from gateway.model import BusStatus, LinkCounters, LinkState
 
+from plugins.rs485_bms.poller.capture import make_recorder
 from plugins.rs485_bms.poller.dialect import Dialect, make_dialect
 from plugins.rs485_bms.poller.link import ModuleLink
 from plugins.rs485_bms.protocol import (
@@ -91,6 +92,8 @@ class BusPoller:
         #: the last transaction heard an answer from the address it asked (even an error)
         self._answered = False
         self._foreign_seen = 0  #: requests of another master seen on this port so far
+        #: records the bus's bytes when its settings ask for a capture (docs/polling.md)
+        self.recorder = make_recorder(settings)
 
     # ------------------------------------------------------------------ publishing --
     @property
@@ -130,6 +133,8 @@ class BusPoller:
         try:
             while True:
                 transport = SerialTransport(self.url, baud=self.settings.baud)
+                if self.recorder is not None:
+                    transport = self.recorder.wrap(transport)
                 self._heard = False
                 try:
                     await transport.open()
@@ -174,6 +179,8 @@ class BusPoller:
         finally:
             if transport is not None:
                 await transport.close()
+            if self.recorder is not None:
+                self.recorder.close()
 
     def _next_cycle_delay(self, started: float) -> float:
         """Start-to-start period; when no module is due (all in back-off), wait for the
