@@ -148,17 +148,18 @@ def decode_record_view(decoder: FrameDecoder, record: CaptureRecord) -> dict[str
     raw = record.raw.removesuffix(b"\r")
     if not raw:
         return {**head, "frame": ""}
-    if _printable(raw):
+    text = raw.decode("latin-1").encode("unicode_escape").decode("ascii")
+    if not raw.startswith(b"~"):
+        view = _failure({"frame": text}, "garbage", "garbage", "bytes outside any frame")
+    elif _printable(raw):
         view = decoder.decode(raw)
-    else:
-        text = raw.decode("latin-1").encode("unicode_escape").decode("ascii")
+    else:  # a collision or noise inside a frame: the codec names the first bad byte
         try:
             parse_frame(raw)
-            view = _failure({"frame": text}, "garbage", "garbage", "bytes that are no frame")
+            view = _failure({"frame": text}, "non_hex", "non_hex", "a byte that is no "
+                            "printable character")
         except ProtocolError as exc:
             view = _failed({"frame": text}, exc)
-    if record.result == "garbage" and "error" not in view:
-        _failure(view, "garbage", "garbage", "bytes outside any frame")
     return {**head, **view}
 
 
