@@ -318,6 +318,17 @@ def test_rotation_bounds_the_files_and_each_file_stands_alone(tmp_path):
     assert bank.addresses == [1]
 
 
+def test_each_start_begins_a_new_file_and_keeps_the_last_one(tmp_path):
+    for adr in (1, 2):
+        rec = _recorder(tmp_path)
+        rec.sent(request(adr).wire)
+        rec.close()
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["cap.jsonl", "cap.jsonl.1"]
+    older, _ = load_replay([tmp_path / "cap.jsonl.1"])
+    newer, _ = load_replay([tmp_path / "cap.jsonl"])
+    assert (older.addresses, newer.addresses) == ([1], [2])
+
+
 def test_an_unwritable_capture_is_logged_once_counted_and_never_raises(tmp_path, caplog):
     (tmp_path / "cap.jsonl").mkdir()  # a directory where the file should be
     rec = _recorder(tmp_path)
@@ -359,7 +370,7 @@ def test_a_full_disk_is_logged_once_and_writing_resumes_when_it_works(tmp_path, 
 def test_a_full_queue_drops_and_counts_and_never_blocks(tmp_path, caplog):
     rec = _recorder(tmp_path, files=1)
     rec.file = CaptureFile(tmp_path / "cap.jsonl", max_bytes=10_000_000, files=1,
-                           header=encode_header(HEADER))
+                           header=lambda: encode_header(HEADER))
     gate = threading.Event()
     real_write = rec.file.write
 
@@ -441,3 +452,86 @@ def test_simulate_replay_refuses_bad_input(gateway_cmd, subprocess_env, tmp_path
     assert out.returncode == 1 and "missing.jsonl" in out.stderr
     out = simulate("--replay", str(empty), "--scenario", "x.yaml")
     assert out.returncode == 2 and "no --scenario" in out.stderr
+
+
+# ------------------------------------------------------------------ in the poller ---
+
+async def _poll(sim: BankSimulator, bus: dict, until) -> tuple:
+    """Poll ``sim`` over loopback TCP with a real BusPoller until ``until(snapshot)``."""
+    import asyncio
+
+    from gateway.hub import Hub
+    from plugins.rs485_bms.poller.link import ModuleLink
+    from plugins.rs485_bms.poller.source import BusPoller
+    from plugins.rs485_bms.settings import BusSettings
+
+    ready = asyncio.get_running_loop().create_future()
+
+    async def listening(port: int) -> None:
+        ready.set_result(port)
+    server = asyncio.create_task(sim.serve_tcp("127.0.0.1", 0, on_listening=listening))
+    settings = BusSettings(name="t", port=f"socket://127.0.0.1:{await ready}",
+                           family="pace_v25", baud=38400, addresses=sim.addresses,
+                           timeout_ms=300, byte_timeout_ms=50, gap_ms=0, retries=0,
+                           poll_interval_s=0.05, offline_after=2, **bus)
+    hub = Hub()
+    links = [ModuleLink(bus="t", address=a, position=i + 1, offline_after=2,
+                        retry_base_s=0.05, retry_max_s=0.2)
+             for i, a in enumerate(sim.addresses)]
+    poller = BusPoller(settings, links, hub=hub, stale_after_s=5)
+    task = asyncio.create_task(poller.run())
+    watch = hub.watch()
+    try:
+        while True:
+            snap = await asyncio.wait_for(watch.next(), 15)
+            if until(snap):
+                return snap, poller
+    finally:
+        watch.close()
+        for t in (task, server):
+            t.cancel()
+        await asyncio.gather(task, server, return_exceptions=True)
+
+
+def _counters(snap) -> list[tuple]:
+    return [(m.address, m.link, m.counters.timeouts, m.counters.checksum_errors,
+             m.counters.frames_ok) for m in snap.modules]
+
+
+def test_a_recorded_poll_replays_to_the_same_module_states_and_counters(tmp_path):
+    """In process: a poller records a bank with a silent and a garbling pack; a poller
+    of the replay of that capture ends with the same states and counters."""
+    import asyncio
+
+    from plugins.rs485_bms.sim.scenario import Scenario
+
+    capture = tmp_path / "cap.jsonl"
+    sim = BankSimulator(family="pace_v25", addresses=[1, 2, 3], baud=38400, turnaround_ms=0,
+                        scenario=Scenario.model_validate({"steps": [
+                            {"until_s": 60, "packs": [2], "fault": "silence"},
+                            {"until_s": 60, "packs": [3], "fault": "corrupt"}]}))
+    done = lambda s: s.buses and s.buses[0].cycles >= 8  # noqa: E731
+    original, poller = asyncio.run(_poll(sim, {"capture": {"file": str(capture)}}, done))
+    assert poller.recorder.counters.records > 0 and poller.recorder.counters.lost == 0
+    bank, _ = load_replay([capture])
+    replay = BankSimulator(family="pace_v25", addresses=bank.addresses, baud=bank.baud,
+                           turnaround_ms=0, replay=bank)
+    replayed, _ = asyncio.run(_poll(replay, {}, done))
+    assert _counters(replayed) == _counters(original)
+    assert original.modules[1].counters.timeouts > 0
+    assert original.modules[2].counters.checksum_errors > 0
+
+
+def test_an_unwritable_capture_never_stops_the_poller(tmp_path):
+    import asyncio
+
+    from gateway.model import ModuleStatus
+
+    (tmp_path / "cap.jsonl").mkdir()
+    sim = BankSimulator(family="pace_v25", addresses=[1, 2], baud=38400, turnaround_ms=0)
+    snap, poller = asyncio.run(_poll(
+        sim, {"capture": {"file": str(tmp_path / "cap.jsonl")}},
+        lambda s: s.buses and s.buses[0].cycles >= 3))
+    assert all(m.status is ModuleStatus.OK for m in snap.modules)
+    assert poller.recorder.counters.write_errors >= 1
+    assert poller.recorder.counters.records == 0

@@ -12,7 +12,8 @@ logged once, the records are counted as lost, and writing is tried again every
 Rotation: when a line would take the file past ``max_bytes`` the file becomes
 ``FILE.1`` (``FILE.1`` becomes ``FILE.2``, ...), the oldest beyond ``files`` is deleted,
 and the new file starts with its own header, so every file can be decoded and replayed
-on its own.
+on its own. Each start of the gateway begins a new file too (the last run's file becomes
+``FILE.1``): a file holds one stretch of recording.
 """
 
 from __future__ import annotations
@@ -57,11 +58,12 @@ class CaptureCounters:
 class CaptureFile:
     """A size-bounded, rotating capture file (blocking I/O: the worker's side)."""
 
-    def __init__(self, path: Path, *, max_bytes: int, files: int, header: str) -> None:
+    def __init__(self, path: Path, *, max_bytes: int, files: int,
+                 header: Callable[[], str]) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.files = files
-        self.header = header
+        self.header = header  #: makes the header line of a new file
         self._f: IO[bytes] | None = None
         self._size = 0
 
@@ -95,13 +97,13 @@ class CaptureFile:
         f = self.path.open("ab")
         try:
             size = f.seek(0, os.SEEK_END)
-            if size == 0 or size + len(self.header) > self.max_bytes:
-                if size:  # a full file from an earlier run: start a new one
-                    f.close()
-                    self._shift()
-                    f = self.path.open("ab")
-                f.write(self.header.encode("ascii"))
-                size = len(self.header)
+            if size:  # a file of an earlier run (or of before a failed write): keep it
+                f.close()
+                self._shift()
+                f = self.path.open("ab")
+            header = self.header().encode("ascii")
+            f.write(header)
+            size = len(header)
         except OSError:
             f.close()
             raise
@@ -135,8 +137,10 @@ class BusRecorder:
         self.wall_clock = wall_clock
         self.counters = CaptureCounters()
         self._transcriber = CaptureTranscriber(PROFILES[family])
-        header = encode_header(CaptureHeader(bus=bus, family=family, baud=baud,
-                                             started=wall_clock()))
+
+        def header() -> str:
+            return encode_header(CaptureHeader(bus=bus, family=family, baud=baud,
+                                               started=wall_clock()))
         self.file = CaptureFile(settings.file, max_bytes=settings.max_bytes,
                                 files=settings.files, header=header)
         self._queue: queue.Queue[tuple[str, float, bytes] | None] = queue.Queue(queue_items)
