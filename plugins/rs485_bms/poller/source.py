@@ -24,6 +24,7 @@ from typing import Any
 from gateway.hub import Hub
 from gateway.model import BusPolling, BusStatus, LinkCounters, LinkState
 
+from plugins.rs485_bms.poller.capture import make_recorder
 from plugins.rs485_bms.poller.dialect import Dialect, make_dialect
 from plugins.rs485_bms.poller.link import ModuleLink
 from plugins.rs485_bms.protocol import (
@@ -98,6 +99,8 @@ class BusPoller:
         self._foreign_seen = 0  #: requests of another master seen on this port so far
         self._adr0_seen = 0  #: the session's ADR-00 answers already counted
         self._adr0_logged: set[int] = set()  #: addresses whose ADR-00 answers were logged
+        #: records the bus's bytes when its settings ask for a capture (docs/polling.md)
+        self.recorder = make_recorder(settings)
 
     # ------------------------------------------------------------------ publishing --
     @property
@@ -145,6 +148,8 @@ class BusPoller:
         try:
             while True:
                 transport = SerialTransport(self.url, baud=self.settings.baud)
+                if self.recorder is not None:
+                    transport = self.recorder.wrap(transport)
                 self._heard = False
                 try:
                     await transport.open()
@@ -190,6 +195,8 @@ class BusPoller:
         finally:
             if transport is not None:
                 await transport.close()
+            if self.recorder is not None:
+                self.recorder.close()
 
     def _next_cycle_delay(self, started: float) -> float:
         """Start-to-start period; when no module is due (all in back-off), wait for the

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from plugins.rs485_bms.sim.encoder import SimEncoder, make_sim_encoder
 from plugins.rs485_bms.sim.physics import PackState, SimPack
+from plugins.rs485_bms.sim.replay import ReplayBank, ReplayError, load_replay
 from plugins.rs485_bms.protocol import PROFILES, Frame, parse_frame
 from plugins.rs485_bms.sim.scenario import FaultKind, Scenario, load_scenario
 from plugins.rs485_bms.protocol.families import ANALOG, STATUS, Family
@@ -62,7 +63,8 @@ class PackView:
 class BankSimulator:
     def __init__(self, *, family: Family | str, addresses: list[int], baud: int = 9600,
                  turnaround_ms: int = 25, seed: int = 1, scenario: Scenario | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 replay: ReplayBank | None = None) -> None:
         if baud <= 0:
             raise ValueError(f"baud must be positive, not {baud}")
         if turnaround_ms < 0:
@@ -82,6 +84,8 @@ class BankSimulator:
         self.bad_requests = 0
         #: the pack states of the last analog answer per address (what the wire carried)
         self.sent: dict[int, PackState] = {}
+        #: answer from a recording instead of the simulated packs (``--replay``)
+        self.replay = replay
 
     @property
     def master(self) -> int:
@@ -97,6 +101,8 @@ class BankSimulator:
     def respond(self, request: Frame, t: float) -> list[Emission]:
         """What the bus carries in answer to one valid request frame."""
         self.requests += 1
+        if self.replay is not None:
+            return [Emission(r.delay_s, r.data) for r in self.replay.respond(request)]
         adr, cid2, info = request.adr, request.cid2, request.info
         if any(s.fault is FaultKind.TRANSPORT_DROP for s in self.scenario.active(t)):
             return [Emission(0.0, b"", drop=True)]
@@ -442,8 +448,12 @@ def run_command(args: argparse.Namespace) -> int:
     """``bms-gateway simulate``: 2 for a usage error, 78 for a bad scenario file."""
     from gateway.config import ConfigError
 
+    replaying = _replay_simulator(args) if args.replay else None
+    if isinstance(replaying, int):
+        return replaying
     try:
-        addresses = bank_addresses(args.family, args.packs, args.first_address)
+        addresses = (replaying.addresses if replaying is not None
+                     else bank_addresses(args.family, args.packs, args.first_address))
     except ValueError as exc:
         print(f"bms-gateway simulate: {exc}", file=sys.stderr)
         return 2
@@ -461,8 +471,9 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{args.scenario}: {exc}", file=sys.stderr)
         return 78
-    sim = BankSimulator(family=args.family, addresses=addresses, baud=args.baud,
-                        turnaround_ms=args.turnaround_ms, seed=args.seed, scenario=scenario)
+    sim = replaying or BankSimulator(family=args.family, addresses=addresses, baud=args.baud,
+                                     turnaround_ms=args.turnaround_ms, seed=args.seed,
+                                     scenario=scenario)
 
     async def main() -> None:
         # SIGTERM ends the simulator like Ctrl-C: the pty is closed and its link removed
@@ -494,3 +505,26 @@ def run_command(args: argparse.Namespace) -> int:
         return 1
     return 0
 
+
+def _replay_simulator(args: argparse.Namespace) -> BankSimulator | int:
+    """``--replay FILE...``: the bank that plays the recording back, or the exit status
+    (2 for options that contradict it, 1 for an unreadable file, 78 for no capture)."""
+    if args.scenario:
+        print("bms-gateway simulate: --replay plays a recording: it takes no --scenario",
+              file=sys.stderr)
+        return 2
+    try:
+        bank, capture = load_replay(args.replay)
+    except OSError as exc:
+        print(f"bms-gateway simulate: {exc}", file=sys.stderr)
+        return 1
+    except ReplayError as exc:
+        print(f"bms-gateway simulate: {' '.join(args.replay)}: {exc}", file=sys.stderr)
+        return 78
+    for problem in capture.problems:
+        print(problem, file=sys.stderr)
+    log.info("replaying %d exchanges of bus %s (%s, %d Bd) at addresses %s",
+             bank.exchanges, bank.header.bus, bank.family, bank.baud,
+             ", ".join(map(str, bank.addresses)))
+    return BankSimulator(family=bank.family, addresses=bank.addresses, baud=bank.baud,
+                         turnaround_ms=0, replay=bank)
