@@ -7,8 +7,8 @@ Output into a pipe that closes early (``| head``, ``| less`` quit before the end
 ``| grep -m1``): every command stops quietly, with no traceback, and exits 1, the
 failure code, because what it had to say was not all delivered (a shell's
 ``set -o pipefail`` sees it; GNU tools in the same place die of SIGPIPE, 141).
-``run`` logs to stderr: when the log's reader goes away the gateway stops in order, as
-on SIGTERM, and exits 1 - a daemon is not left running with no log and nobody waiting
+``run`` logs to stderr: when the log's reader goes away (seen at the next log line, or
+within a second) the gateway stops in order, as on SIGTERM, and exits 1 - a daemon is not left running with no log and nobody waiting
 for it, and under systemd (where the log is the journal) ``Restart=on-failure`` brings
 it back with a working log.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -44,6 +45,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
+
+LOG_CHECK_S = 1.0  #: how often ``run`` looks whether its log's reader is still there
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +115,22 @@ def _cmd_run(args: argparse.Namespace, pm: pluggy.PluginManager,
         log_lost = asyncio.Event()
         # the handler may be called from a worker thread (serial I/O, the alarm disk writer)
         log_handler.on_lost = lambda: loop.call_soon_threadsafe(log_lost.set)
+
+        async def log_gone() -> None:
+            """Returns when the log's reader is gone: seen by a write that failed, or,
+            while the gateway has nothing to log, by looking every LOG_CHECK_S."""
+            while not log_handler.lost:
+                if _reader_gone(log_handler.stream):
+                    log_handler.mark_lost()
+                    break
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LOG_CHECK_S):
+                        await log_lost.wait()
+
         try:
             if log_handler.lost:  # gone before the loop ran: do not start at all
                 return
-            await gateway.run(shutdown_trigger=log_lost.wait)
+            await gateway.run(shutdown_trigger=log_gone)
         finally:
             log_handler.on_lost = None
 
@@ -232,6 +247,10 @@ class LogHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if not _is_broken_pipe(exc):
             super().handleError(record)
             return
+        self.mark_lost()
+
+    def mark_lost(self) -> None:
+        """The log's reader is gone: write nothing more, tell ``on_lost`` (once)."""
         with self._lost_lock:
             if self.lost:
                 return
