@@ -8,9 +8,9 @@ Output into a pipe that closes early (``| head``, ``| less`` quit before the end
 failure code, because what it had to say was not all delivered (a shell's
 ``set -o pipefail`` sees it; GNU tools in the same place die of SIGPIPE, 141).
 ``run`` logs to stderr: when the log's reader goes away (seen at the next log line, or
-within a second) the gateway stops in order, as on SIGTERM, and exits 1 - a daemon is not left running with no log and nobody waiting
-for it, and under systemd (where the log is the journal) ``Restart=on-failure`` brings
-it back with a working log.
+within a second) the gateway stops in order, as on SIGTERM, and exits 1 - a daemon is
+not left running with no log and nobody waiting for it, and under systemd (where the
+log is the journal) ``Restart=on-failure`` brings it back with a working log.
 """
 
 from __future__ import annotations

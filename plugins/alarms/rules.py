@@ -19,10 +19,11 @@ How one evaluation works:
    (extended to the flap hold while the alarm is flapping). ``BAND`` and ``UNKNOWN`` stop
    the running timer.
 3. **Number and damp.** Raises, then clears, take the next sequence numbers in key
-   order. A clear reports the alarm as it ends: the value at clearing, the clear level
-   it reached as threshold, and a text that says both (never the raise's value). Module alarms of one kind beyond the storm limit are absorbed into one
+   order. Module alarms of one kind beyond the storm limit are absorbed into one
    ``alarm_storm`` summary: they are raised and cleared like the others (alarm table,
-   event log) but not announced.
+   event log) but not announced. A clear reports the alarm as it ends: the value at
+   clearing, the clear level it reached as threshold, and a text that says both (never
+   the raise's value).
 """
 
 from __future__ import annotations
@@ -708,7 +709,8 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
         trackers[key] = Tracker(raise_times=_prune(tracker.raise_times, now, flap.window_s))
         if not trackers[key].raise_times:
             trackers.pop(key)
-        transitions.append(Transition(Action.CLEARED, key, _cleared(key, tracker.alarm, obs, reason),
+        ended = _cleared(key, tracker.alarm, obs, reason)
+        transitions.append(Transition(Action.CLEARED, key, ended,
                                       tracker.notified, now, wall, clear_seq=last_seq,
                                       reason=reason))
 

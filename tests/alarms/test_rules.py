@@ -244,7 +244,8 @@ def test_comm_bus_and_data_age_clears_say_how_things_stand_now(alarm_bank):
     assert t.alarm.text == "module 1 answering again, data 0 s old (bus b1 adr 1)"
     d.step(3, [m(1, now=3)], buses=[bus(now=3, connected=False)])
     (t,) = d.step(4, [m(1, now=4)], buses=[bus(now=4)])
-    assert (t.alarm.kind, t.alarm.text) == ("bus_down", "port up: bus b1 (socket://127.0.0.1:4001)")
+    assert (t.alarm.kind, t.alarm.text) == ("bus_down",
+                                            "port up: bus b1 (socket://127.0.0.1:4001)")
     d.step(5, [m(1, now=5)], buses=[bus(now=5, cycle_age_s=70)])
     (t,) = d.step(6, [m(1, now=6)], buses=[bus(now=6, cycle_age_s=2)])
     assert (t.alarm.kind, t.alarm.value, t.alarm.threshold) == ("data_age_high", 2, 30)
