@@ -476,10 +476,13 @@ def run_command(args: argparse.Namespace) -> int:
                                      scenario=scenario)
 
     async def main() -> None:
-        # SIGTERM ends the simulator like Ctrl-C: the pty is closed and its link removed
+        # SIGINT and SIGTERM end the simulator (the pty is closed and its link removed),
+        # also when it was started with SIGINT ignored, as a shell starts `simulate &`
         main_task = asyncio.current_task()
         assert main_task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, main_task.cancel)
         if args.pty:
             async def ready(path: str) -> None:
                 print(path, flush=True)  # again after each transport_drop
@@ -500,6 +503,8 @@ def run_command(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
+    except BrokenPipeError:
+        raise  # stdout's reader went away: the command line ends quietly
     except OSError as exc:
         print(f"bms-gateway simulate: {exc}", file=sys.stderr)
         return 1
