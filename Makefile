@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev
+DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev mosquitto mosquitto-clients
 # benchmarks/modbus_read.py builds a small libmodbus server with the C compiler
 BENCH_DEBS := $(DEBS) gcc libc6-dev
 STAMP := $(VENV)/.installed
