@@ -235,7 +235,7 @@ def health_message(layout: Layout, figures: Mapping[str, Iterable[Figure]],
 
 @dataclass(slots=True)
 class _Sent:
-    status: ModuleStatus | None = None
+    status: Any = None  #: a module's ModuleStatus; the bank's live positions
     values: Any = None
     updated_at: float | None = None
     at: float | None = None
@@ -257,7 +257,7 @@ class Planner:
     _bank: _Sent = field(default_factory=_Sent)
     _alarm_seq: int | None = None
 
-    def _due(self, sent: _Sent, status: ModuleStatus | None, values: Any,
+    def _due(self, sent: _Sent, status: Any, values: Any,
              updated_at: float | None, now: float) -> bool:
         if sent.at is None or status != sent.status:
             return True
@@ -289,10 +289,14 @@ class Planner:
         bank = bank_values(snapshot.bank)
         newest = max((m.updated_at for m in snapshot.modules if m.updated_at is not None),
                      default=None)
-        if self._due(self._bank, None, bank, newest, now):
+        # which modules count in the aggregates is the bank's status: a module going
+        # stale changes the figures at once, whatever min_interval_s says
+        live = tuple(m.position for m in snapshot.modules if m.is_live)
+        if self._due(self._bank, live, bank, newest, now):
             out.append(Message(topic=self.layout.bank, retain=True, qos=self.state_qos,
                                payload=encode(bank_state(snapshot, now))))
-            self._bank.values, self._bank.updated_at, self._bank.at = bank, newest, now
+            self._bank.status, self._bank.values, self._bank.updated_at, self._bank.at = (
+                live, bank, newest, now)
         if snapshot.alarm_last_seq != self._alarm_seq:
             out.append(active_alarms(self.layout, snapshot))
             self._alarm_seq = snapshot.alarm_last_seq
