@@ -105,7 +105,7 @@ def high_cell(pack: int, cell: int, start: float, end: float) -> dict:
 
 
 #: raised 2, cleared 2, raised 3, raised 1, cleared 3, cleared 1 (times after start)
-OUTAGE_SCENARIO = [high_cell(2, 7, 6, 9), high_cell(3, 2, 10, 12), high_cell(1, 5, 11, 14)]
+OUTAGE_SCENARIO = [high_cell(2, 7, 8, 11), high_cell(3, 2, 12, 14), high_cell(1, 5, 13, 16)]
 
 
 def logged_events(tmp_path) -> list[dict]:
@@ -191,9 +191,20 @@ def test_a_gateway_killed_while_the_broker_is_down_delivers_its_queue_after_rest
              "the persisted events on the broker")
     got = [m.json() for m in sub.received(f"{BASE}/alarms/event")][:2]
     assert [event_key(r) for r in got] == [event_key(r) for r in logged]
-    # the last will said the killed gateway went away before the new one said online
     statuses = [m.payload for m in sub.received(f"{BASE}/status")]
     assert statuses[0] == b"online" and b"online" in statuses[1:]
+
+
+def test_a_killed_gateway_is_announced_offline_by_its_last_will(broker, collectors,
+                                                                  gateways, tmp_path):
+    sub = collectors(broker.port)
+    gw = gateways(config(broker.port, tmp_path=tmp_path, mqtt={"keepalive_s": 5}))
+    wait_live(sub)
+    gw.kill()  # no goodbye: the broker publishes the will
+    wait_for(lambda: sub.last(f"{BASE}/status").payload == b"offline", 15, "the last will")
+    late = collectors(broker.port, client_id="late")
+    wait_for(lambda: late.last(f"{BASE}/status"), 10, "the retained status")
+    assert late.last(f"{BASE}/status").payload == b"offline"
 
 
 def warnings_about(log: str, needle: str) -> list[str]:
