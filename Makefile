@@ -3,8 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# systemd: systemd-analyze checks config/bms-gateway.service (tests/test_systemd_unit.py)
-DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev systemd
+# systemd: systemd-analyze checks config/bms-gateway.service (tests/test_systemd_unit.py);
+# mosquitto: the MQTT plugin's tests start a broker of their own
+DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev systemd mosquitto mosquitto-clients
 # benchmarks/modbus_read.py builds a small libmodbus server with the C compiler
 BENCH_DEBS := $(DEBS) gcc libc6-dev
 STAMP := $(VENV)/.installed
