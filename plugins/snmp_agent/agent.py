@@ -11,6 +11,10 @@ columns) with every varbind encoded once.
   only when v3 users are configured.
 * Malformed or truncated messages are dropped and counted (snmpInASNParseErrs), wrong
   communities too (snmpInBadCommunityNames); the agent keeps answering.
+* ``allowed_sources`` of the community and of each v3 user: a request from elsewhere is
+  dropped unanswered and counted (``refused_sources``; for v2c also
+  snmpInBadCommunityNames, as snmpd counts a community used from a source it is not
+  valid from).
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from gateway import __version__
 from gateway.health import Figure
 from gateway.hub import Hub
 from plugins.snmp_agent import ber, oid_map
+from plugins.snmp_agent.access import AccessList
 from plugins.snmp_agent.endpoint import FORWARD, AgentCounters
 from plugins.snmp_agent.notifier import Notifier
-from plugins.snmp_agent.oid_map import BankOptions, Syntax, SystemInfo, Variable
+from plugins.snmp_agent.oid_map import BankOptions, EngineInfo, Syntax, SystemInfo, Variable
 from plugins.snmp_agent.responder import Outcome, Table, respond
 from plugins.snmp_agent.settings import SnmpAgentSettings
 
@@ -109,7 +114,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = self._agent.handle_datagram(data)
+        reply = self._agent.handle_datagram(data, addr[0])
         if isinstance(reply, bytes) and self.transport is not None:
             self.transport.sendto(reply, addr)
 
@@ -145,6 +150,9 @@ class SnmpAgent:
             oid_map.UPTIME_OIDS[0]: lambda: self._uptime(oid_map.UPTIME_OIDS[0]),
             oid_map.UPTIME_OIDS[1]: lambda: self._uptime(oid_map.UPTIME_OIDS[1]),
             **{oid: self._counter_fn(oid, key) for oid, key in oid_map.SNMP_COUNTER_OIDS.items()},
+            **{oid: self._usm_counter_fn(oid, key) for oid, key in oid_map.USM_COUNTER_OIDS.items()},
+            oid_map.SNMP_ENGINE_TIME_OID: lambda: Variable(
+                oid_map.SNMP_ENGINE_TIME_OID, Syntax.INTEGER, self.engine_time()),
         }
         #: traps and informs; sysUpTime in them is this agent's
         self.notifier = Notifier(
@@ -169,6 +177,10 @@ class SnmpAgent:
         self.notifier.apply(settings.notifications)
         self._v2c_enabled = settings.v2c.enabled
         self._community = settings.v2c.community.get_secret_value().encode()
+        self._v2c_sources = AccessList(settings.v2c.allowed_sources)
+        #: v3 users' access lists, by user name; users are fixed until a restart
+        self._user_sources = {u.name.encode(): AccessList(u.allowed_sources)
+                              for u in settings.v3_users if u.allowed_sources is not None}
         self._max_size = settings.max_message_size
         sysname = settings.system.name or self._gateway_name
         self._system = SystemInfo(
@@ -193,6 +205,29 @@ class SnmpAgent:
             return Variable(oid, Syntax.COUNTER32, self.counter_values()[key] % 2**32)
         return current
 
+    def _usm_counter_fn(self, oid: tuple[int, ...], key: str) -> Callable[[], Variable]:
+        def current() -> Variable:
+            return Variable(oid, Syntax.COUNTER32, self.usm_counter_values()[key] % 2**32)
+        return current
+
+    def usm_counter_values(self) -> dict[str, int]:
+        """The usmStats counters (all 0 without v3 users)."""
+        values = dict.fromkeys(oid_map.USM_COUNTERS, 0)
+        if self._v3 is not None:
+            values.update(self._v3.usm_counters())
+        return values
+
+    def engine_time(self) -> int:
+        """snmpEngineTime: seconds since this start (snmpEngineBoots counts the starts)."""
+        return min(max(0, int(self._clock() - self.started_at)), 2**31 - 1)
+
+    def engine_info(self) -> EngineInfo | None:
+        if self.engine_id is None or self.engine_boots is None:
+            return None
+        return EngineInfo(engine_id=self.engine_id, boots=self.engine_boots,
+                          time_s=self.engine_time(), max_message_size=self._max_size,
+                          usm=self.usm_counter_values())
+
     def health_figures(self) -> list[Figure]:
         """The agent's and the notifier's counters, for the gateway's health."""
         out = [Figure(name=f"snmp_{k}_total", value=v, kind="counter",
@@ -205,6 +240,12 @@ class SnmpAgent:
         out.append(Figure(name="snmp_internal_errors_total", value=c.internal_errors,
                           kind="counter", help="SNMP agent: requests answered genErr "
                           "because of a bug"))
+        out.append(Figure(name="snmp_refused_sources_total", value=c.refused_sources,
+                          kind="counter", help="SNMP agent: requests dropped because the "
+                          "source is not in the community's or v3 user's allowed_sources"))
+        out.extend(Figure(name=f"snmp_usm_{k}_total", value=v, kind="counter",
+                          help=f"SNMP agent: usmStats {k.replace('_', ' ')} (RFC 3414)")
+                   for k, v in self.usm_counter_values().items())
         n = self.notifier.counters
         for key, text in (("events", "alarm events read from the hub"),
                           ("rate_limited", "alarm notifications dropped by the rate limit"),
@@ -237,7 +278,7 @@ class SnmpAgent:
             variables = oid_map.make_oid_table(
                 snap, now=now, system=self._system, options=self._options,
                 bus_numbers=self._bus_numbers, counters=self.counter_values(),
-                notifications=self.notifier.delivery_counts())
+                notifications=self.notifier.delivery_counts(), engine=self.engine_info())
             self._table = Table(variables, live=self._live)
             self._table_key = key
         return self._table
@@ -256,16 +297,21 @@ class SnmpAgent:
 
     # -------------------------------------------------------------- datagrams -------
 
-    def handle_datagram(self, data: bytes) -> bytes | object | None:
-        """The reply to one datagram, None to drop it, or :data:`FORWARD` for SNMPv3."""
+    def handle_datagram(self, data: bytes, source: str) -> bytes | object | None:
+        """The reply to one datagram from the IP address ``source``, None to drop it, or
+        :data:`FORWARD` for SNMPv3."""
         c = self.counters
         c.in_pkts += 1
         try:
             version = ber.decode_version(data)
             if version == ber.VERSION_2C:
-                return self._v2c(ber.decode_request(data))
+                return self._v2c(ber.decode_request(data), source)
             if version == ber.VERSION_3 and self._v3 is not None:
-                ber.decode_v3_header(data)
+                header = ber.decode_v3_header(data)
+                sources = self._user_sources.get(header.user_name)
+                if sources is not None and not sources.allows(source):
+                    c.refused_sources += 1
+                    return None
                 return FORWARD
         except ber.BerError:
             c.in_asn_parse_errs += 1
@@ -273,13 +319,17 @@ class SnmpAgent:
         c.in_bad_versions += 1  # v1, v3 without users, or nonsense
         return None
 
-    def _v2c(self, req: ber.Request) -> bytes | None:
+    def _v2c(self, req: ber.Request, source: str) -> bytes | None:
         c = self.counters
         if not self._v2c_enabled:
             c.in_bad_versions += 1
             return None
         if not hmac.compare_digest(req.community, self._community):
             c.in_bad_community_names += 1
+            return None
+        if not self._v2c_sources.allows(source):
+            c.in_bad_community_names += 1  # what snmpd counts (docs/snmp.md)
+            c.refused_sources += 1
             return None
         if req.pdu_type not in REQUEST_PDUS:
             c.unexpected_pdus += 1
@@ -311,13 +361,14 @@ class SnmpAgent:
         self.apply(self.settings)
         transport: asyncio.BaseTransport | None = None
         try:
+            self.engine_id, self.engine_boots = engine_identity(
+                self.settings, state_dir=self._state_dir,
+                seed=f"{socket.gethostname()}/{self._gateway_name}/{self._listen[1]}",
+                wall_time=self._wall_clock())
+            self._generation += 1  # the table now has the snmpEngine group
             if self._users:
                 from plugins.snmp_agent.v3_engine import V3Engine  # imports pysnmp
 
-                self.engine_id, self.engine_boots = engine_identity(
-                    self.settings, state_dir=self._state_dir,
-                    seed=f"{socket.gethostname()}/{self._gateway_name}/{self._listen[1]}",
-                    wall_time=self._wall_clock())
                 self._v3 = V3Engine(self, self.settings, engine_id=self.engine_id,
                                     boots=self.engine_boots, loop=loop)
                 protocol: asyncio.DatagramProtocol = self._v3.protocol

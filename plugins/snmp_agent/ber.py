@@ -298,18 +298,36 @@ def decode_request(data: bytes) -> Request:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, kw_only=True)
 class V3Header:
-    """What the agent needs from an SNMPv3 message before USM has processed it."""
+    """An SNMPv3 message's header fields and, with USM, its security parameters (RFC
+    3412 section 6, RFC 3414 section 2.4), before authentication and decryption."""
 
     msg_max_size: int
     security_parameters_length: int
+    msg_id: int = 0
+    msg_id_tlv: bytes = b""
+    flags: int = 0  #: msgFlags: 1 auth, 2 priv, 4 reportable
+    security_model: int = 0
+    data_tag: int = 0  #: SEQUENCE (plaintext scoped PDU) or OCTET STRING (encrypted)
+    data_start: int = 0  #: msgData's value, as offsets into the message
+    data_end: int = 0
+    engine_id: bytes = b""  #: msgAuthoritativeEngineID
+    engine_boots: int = 0
+    engine_time: int = 0
+    user_name: bytes = b""
+    auth_start: int = 0  #: msgAuthenticationParameters' value, as offsets
+    auth_end: int = 0
+    priv_params: bytes = b""
+
+
+USM = 3  #: msgSecurityModel of the User-based Security Model (RFC 3414)
 
 
 def decode_v3_header(data: bytes) -> V3Header:
-    """Check an SNMPv3 message's outer structure (RFC 3412 section 6) and return the
-    manager's msgMaxSize; the security parameters and the (possibly encrypted) scoped PDU
-    are left to USM."""
+    """Check an SNMPv3 message's outer structure (RFC 3412 section 6) and, for USM
+    (RFC 3414 section 2.4), its security parameters; the (possibly encrypted) scoped PDU
+    is left to the caller."""
     end = len(data)
     s, e = _expect(data, 0, end, SEQUENCE, "message")
     if e != end:
@@ -319,20 +337,50 @@ def decode_v3_header(data: bytes) -> V3Header:
         raise BerError("not an SNMPv3 message")
     hs, he = _expect(data, ve, e, SEQUENCE, "msgGlobalData")
     ids, ide = _expect(data, hs, he, INTEGER, "msgID")
-    decode_integer(data, ids, ide, 0)
+    msg_id = decode_integer(data, ids, ide, 0)
     ms, me = _expect(data, ide, he, INTEGER, "msgMaxSize")
     max_size = decode_integer(data, ms, me, 484)
     fs, fe = _expect(data, me, he, OCTET_STRING, "msgFlags")
     if fe - fs != 1:
         raise BerError("msgFlags must be one octet")
     sms, sme = _expect(data, fe, he, INTEGER, "msgSecurityModel")
-    decode_integer(data, sms, sme, 1)
+    model = decode_integer(data, sms, sme, 1)
     if sme != he:
         raise BerError("bytes after msgSecurityModel")
     ps, pe = _expect(data, he, e, OCTET_STRING, "msgSecurityParameters")
-    tag, _, data_end = read_tlv(data, pe, e)
+    tag, ds, data_end = read_tlv(data, pe, e)
     if tag not in (SEQUENCE, OCTET_STRING):
         raise BerError("msgData is neither a scoped PDU nor encrypted")
     if data_end != e:
         raise BerError("bytes after msgData")
-    return V3Header(msg_max_size=max_size, security_parameters_length=pe - ps)
+    header = V3Header(msg_max_size=max_size, security_parameters_length=pe - ps,
+                      msg_id=msg_id, msg_id_tlv=data[hs:ide],
+                      flags=data[fs], security_model=model, data_tag=tag, data_start=ds,
+                      data_end=data_end)
+    if model == USM:
+        _decode_usm(data, ps, pe, header)
+    return header
+
+
+def _decode_usm(data: bytes, start: int, end: int, h: V3Header) -> None:
+    s, e = _expect(data, start, end, SEQUENCE, "UsmSecurityParameters")
+    if e != end:
+        raise BerError("bytes after UsmSecurityParameters")
+    es, ee = _expect(data, s, e, OCTET_STRING, "msgAuthoritativeEngineID")
+    if ee - es > 32:
+        raise BerError("msgAuthoritativeEngineID longer than 32 octets")
+    bs, be = _expect(data, ee, e, INTEGER, "msgAuthoritativeEngineBoots")
+    ts, te = _expect(data, be, e, INTEGER, "msgAuthoritativeEngineTime")
+    us, ue = _expect(data, te, e, OCTET_STRING, "msgUserName")
+    if ue - us > 32:
+        raise BerError("msgUserName longer than 32 octets")
+    a_s, ae = _expect(data, ue, e, OCTET_STRING, "msgAuthenticationParameters")
+    xs, xe = _expect(data, ae, e, OCTET_STRING, "msgPrivacyParameters")
+    if xe != e:
+        raise BerError("bytes after msgPrivacyParameters")
+    h.engine_id = data[es:ee]
+    h.engine_boots = decode_integer(data, bs, be, 0)
+    h.engine_time = decode_integer(data, ts, te, 0)
+    h.user_name = data[us:ue]
+    h.auth_start, h.auth_end = a_s, ae
+    h.priv_params = data[xs:xe]

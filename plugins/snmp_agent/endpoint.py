@@ -34,6 +34,7 @@ class AgentCounters:
     proxy_drops: int = 0
     unexpected_pdus: int = 0  #: responses, traps, informs and reports sent to the agent
     internal_errors: int = 0  #: requests answered genErr because of a bug
+    refused_sources: int = 0  #: dropped: source not in the community's/user's allowed_sources
 
 
 class Service(Protocol):
@@ -41,8 +42,9 @@ class Service(Protocol):
 
     counters: AgentCounters
 
-    def handle_datagram(self, data: bytes) -> bytes | object | None:
-        """The reply to one datagram, None to drop it, or :data:`FORWARD` for SNMPv3."""
+    def handle_datagram(self, data: bytes, source: str) -> bytes | object | None:
+        """The reply to one datagram from IP address ``source``, None to drop it, or
+        :data:`FORWARD` for SNMPv3."""
 
     def process(self, pdu_type: int, oids: list[tuple[int, ...]], non_repeaters: int,
                 max_repetitions: int, budget: int) -> tuple[Table, Outcome]:

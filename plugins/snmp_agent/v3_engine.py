@@ -26,7 +26,7 @@ from pysnmp.proto.api import v2c
 
 from plugins.snmp_agent import ber
 from plugins.snmp_agent.endpoint import FORWARD, Service
-from plugins.snmp_agent.oid_map import Syntax
+from plugins.snmp_agent.oid_map import USM_COUNTERS, Syntax
 from plugins.snmp_agent.usm import add_user
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class Transport(udp.UdpAsyncioTransport):
         self._service = service
 
     def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:  # noqa: N803
-        reply = self._service.handle_datagram(datagram)
+        reply = self._service.handle_datagram(datagram, transportAddress[0])
         if reply is FORWARD:
             super().datagram_received(datagram, transportAddress)
         elif isinstance(reply, bytes) and self.transport is not None:
@@ -207,6 +207,13 @@ class V3Engine:
         parse, drops = self.engine.get_mib_builder().import_symbols(
             "__SNMPv2-MIB", "snmpInASNParseErrs", "snmpSilentDrops")
         return {"in_asn_parse_errs": int(parse.syntax), "silent_drops": int(drops.syntax)}
+
+    def usm_counters(self) -> dict[str, int]:
+        """pysnmp's usmStats counters, by the keys of :data:`oid_map.USM_COUNTERS`."""
+        names = {key: obj.name for key, obj in USM_COUNTERS.items()}
+        symbols = self.engine.get_mib_builder().import_symbols(
+            "__SNMP-USER-BASED-SM-MIB", *names.values())
+        return {key: int(sym.syntax) for key, sym in zip(names, symbols)}
 
     def close(self) -> None:
         dispatcher = self.engine.transport_dispatcher

@@ -37,7 +37,7 @@ def make_agent(hub, clock, **settings) -> SnmpAgent:
 
 def test_v2c_get(bank_hub, bank_clock):
     agent = make_agent(bank_hub, bank_clock)
-    reply = agent.handle_datagram(request())
+    reply = agent.handle_datagram(request(), "127.0.0.1")
     assert isinstance(reply, bytes) and b"gw-test" in reply
     assert agent.counters.in_pkts == 1
 
@@ -51,7 +51,7 @@ def test_v2c_get(bank_hub, bank_clock):
 ])
 def test_dropped_datagrams_are_counted(bank_hub, bank_clock, payload, counter):
     agent = make_agent(bank_hub, bank_clock)
-    assert agent.handle_datagram(payload) is None
+    assert agent.handle_datagram(payload, "127.0.0.1") is None
     counted = {k: v for k, v in vars(agent.counters).items() if v and k != "in_pkts"}
     assert counted == {counter: 1}
 
@@ -59,7 +59,7 @@ def test_dropped_datagrams_are_counted(bank_hub, bank_clock, payload, counter):
 def test_v2c_can_be_switched_off(bank_hub, bank_clock):
     agent = make_agent(bank_hub, bank_clock, v2c={"enabled": False},
                        v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
-    assert agent.handle_datagram(request()) is None
+    assert agent.handle_datagram(request(), "127.0.0.1") is None
     assert agent.counters.in_bad_versions == 1
 
 
@@ -67,13 +67,24 @@ def test_v3_messages_are_forwarded_when_users_exist(bank_hub, bank_clock):
     agent = make_agent(bank_hub, bank_clock,
                        v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
     agent._v3 = _NoCounters()  # the engine itself is exercised end to end
+    msg = discovery()
+    assert agent.handle_datagram(msg, "127.0.0.1") is FORWARD
+    assert agent.handle_datagram(msg[:-1], "127.0.0.1") is None
+    assert agent.counters.in_asn_parse_errs == 1
+
+
+def discovery(user: bytes = b"") -> bytes:
+    """An SNMPv3 engine discovery request (RFC 3414 section 4), reportable, noAuthNoPriv."""
     header = ber.tlv(ber.SEQUENCE, ber.encode_integer(1) + ber.encode_integer(1472)
                      + ber.tlv(ber.OCTET_STRING, b"\x04") + ber.encode_integer(3))
-    msg = ber.tlv(ber.SEQUENCE, ber.encode_integer(3) + header + ber.tlv(ber.OCTET_STRING, b"")
-                  + ber.tlv(ber.SEQUENCE, b""))
-    assert agent.handle_datagram(msg) is FORWARD
-    assert agent.handle_datagram(msg[:-1]) is None
-    assert agent.counters.in_asn_parse_errs == 1
+    usm = ber.tlv(ber.SEQUENCE, ber.tlv(ber.OCTET_STRING, b"") + ber.encode_integer(0)
+                  + ber.encode_integer(0) + ber.tlv(ber.OCTET_STRING, user)
+                  + ber.tlv(ber.OCTET_STRING, b"") + ber.tlv(ber.OCTET_STRING, b""))
+    scoped = ber.tlv(ber.SEQUENCE, ber.tlv(ber.OCTET_STRING, b"") + ber.tlv(ber.OCTET_STRING, b"")
+                     + ber.tlv(ber.GET_REQUEST, ber.encode_integer(7) + ber.encode_integer(0)
+                               + ber.encode_integer(0) + ber.tlv(ber.SEQUENCE, b"")))
+    return ber.tlv(ber.SEQUENCE, ber.encode_integer(3) + header
+                   + ber.tlv(ber.OCTET_STRING, usm) + scoped)
 
 
 class _NoCounters:
@@ -117,8 +128,8 @@ def test_reload_applies_live_settings(bank_hub, bank_clock):
     agent.apply(SnmpAgentSettings.model_validate(
         {"v2c": {"community": "other"}, "system": {"name": "renamed"},
          "bus_numbers": {"bank2": 1}}))
-    assert agent.handle_datagram(request()) is None
-    reply = agent.handle_datagram(request(community=b"other"))
+    assert agent.handle_datagram(request(), "127.0.0.1") is None
+    reply = agent.handle_datagram(request(community=b"other"), "127.0.0.1")
     assert b"renamed" in reply
     table = agent.table()
     assert table.variable(table.positions[om.BUS_NAME.oid + (1,)]).value == b"bank2"
@@ -132,7 +143,7 @@ def test_a_bug_answers_gen_err(bank_hub, bank_clock, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
     monkeypatch.setattr(agent_module, "respond", broken)
-    reply = agent.handle_datagram(request())
+    reply = agent.handle_datagram(request(), "127.0.0.1")
     echoed = ber.tlv(ber.SEQUENCE, ber.tlv(ber.OBJECT_IDENTIFIER,
                                             ber.encode_oid_content(SYS_NAME)) + b"\x05\x00")
     assert reply == ber.encode_response(1, b"public", ber.encode_integer(99), ber.GEN_ERR, 1,
@@ -267,3 +278,53 @@ def test_the_v2c_path_never_imports_pysnmp():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------ access lists ------------
+
+
+def test_v2c_from_a_source_outside_allowed_sources_is_dropped_and_counted(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock,
+                       v2c={"allowed_sources": ["127.0.0.1/32", "2001:db8::/32"]})
+    assert agent.handle_datagram(request(), "127.0.0.1") is not None
+    assert agent.handle_datagram(request(), "2001:db8::7") is not None
+    assert agent.handle_datagram(request(), "::ffff:127.0.0.1") is not None  # IPv4 on IPv6
+    for source in ("127.0.0.2", "10.1.1.1", "2001:db9::1", "::ffff:127.0.0.2"):
+        assert agent.handle_datagram(request(), source) is None
+    # counted as snmpd counts a community not valid from the source, and on its own
+    assert agent.counters.in_bad_community_names == 4
+    assert agent.counters.refused_sources == 4
+    figures = {f.name: f.value for f in agent.health_figures()}
+    assert figures["snmp_refused_sources_total"] == 4
+    assert figures["snmp_in_bad_community_names_total"] == 4
+    # a wrong community is a wrong community wherever it comes from
+    agent.handle_datagram(request(community=b"nope"), "127.0.0.2")
+    assert (agent.counters.in_bad_community_names, agent.counters.refused_sources) == (5, 4)
+
+
+def test_an_empty_allowed_sources_list_refuses_everyone(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock, v2c={"allowed_sources": []})
+    assert agent.handle_datagram(request(), "127.0.0.1") is None
+    assert agent.counters.refused_sources == 1
+
+
+def test_v3_user_from_a_source_outside_its_allowed_sources_is_dropped_and_counted(
+        bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock, v3_users=[
+        {"name": "nms", "auth_key": "a" * 8, "priv_key": "p" * 8,
+         "allowed_sources": ["192.0.2.0/24"]},
+        {"name": "any", "auth_key": "a" * 8, "priv_key": "p" * 8}])
+    agent._v3 = _NoCounters()
+    assert agent.handle_datagram(discovery(b"nms"), "192.0.2.9") is FORWARD
+    assert agent.handle_datagram(discovery(b"nms"), "127.0.0.1") is None
+    assert agent.handle_datagram(discovery(b"any"), "127.0.0.1") is FORWARD
+    # engine discovery names no user: answered, it only tells the engine ID and time
+    assert agent.handle_datagram(discovery(), "127.0.0.1") is FORWARD
+    assert agent.counters.refused_sources == 1
+    assert agent.counters.in_bad_community_names == 0
+
+
+@pytest.mark.parametrize("value", [["10.0.0.1/8"], ["not-a-net"], "10.0.0.0/8"])
+def test_allowed_sources_must_be_networks(value):
+    with pytest.raises(pydantic.ValidationError):
+        SnmpAgentSettings.model_validate({"v2c": {"allowed_sources": value}})
