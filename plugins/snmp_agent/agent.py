@@ -6,9 +6,9 @@ columns) with every varbind encoded once.
 
 * SNMPv2c GET/GETNEXT/GETBULK/SET take a fast path: :mod:`ber` decodes the message,
   :mod:`responder` applies RFC 3416, and the reply is joined from precomputed bytes.
-* SNMPv3 messages go to pysnmp's engine (USM: each user's HMAC-SHA and AES), which decrypts
-  them and hands the PDU to the same responder (:mod:`v3_engine`). pysnmp is imported
-  only when v3 users are configured.
+* SNMPv3 messages take a fast path too: :mod:`v3_engine` applies USM (RFC 3414: each
+  user's HMAC-SHA and AES, through the ``cryptography`` package) over the same BER codec
+  and hands the PDU to the same responder. pysnmp is imported only for v3 informs.
 * Malformed or truncated messages are dropped and counted (snmpInASNParseErrs), wrong
   communities too (snmpInBadCommunityNames); the agent keeps answering.
 * ``allowed_sources`` of the community and of each v3 user: a request from elsewhere is
@@ -20,7 +20,6 @@ columns) with every varbind encoded once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -37,7 +36,7 @@ from gateway.health import Figure
 from gateway.hub import Hub
 from plugins.snmp_agent import ber, oid_map
 from plugins.snmp_agent.access import AccessList
-from plugins.snmp_agent.endpoint import FORWARD, AgentCounters
+from plugins.snmp_agent.endpoint import AgentCounters
 from plugins.snmp_agent.notifier import Notifier
 from plugins.snmp_agent.oid_map import BankOptions, EngineInfo, Syntax, SystemInfo, Variable
 from plugins.snmp_agent.responder import Outcome, Table, respond
@@ -104,7 +103,7 @@ def engine_identity(settings: SnmpAgentSettings, *, state_dir: Path | None, seed
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    """The UDP endpoint when no SNMPv3 user is configured (no pysnmp at all)."""
+    """The agent's UDP endpoint."""
 
     def __init__(self, agent: SnmpAgent) -> None:
         self._agent = agent
@@ -246,6 +245,16 @@ class SnmpAgent:
         out.extend(Figure(name=f"snmp_usm_{k}_total", value=v, kind="counter",
                           help=f"SNMP agent: usmStats {k.replace('_', ' ')} (RFC 3414)")
                    for k, v in self.usm_counter_values().items())
+        v3 = self._v3.counters if self._v3 is not None else {}
+        for key, text in (("invalid_msgs", "SNMPv3 messages of another security model or "
+                           "with priv but no auth (snmpUnknownSecurityModels, "
+                           "snmpInvalidMsgs)"),
+                          ("unknown_contexts", "SNMPv3 requests for a context other than "
+                           "the default (snmpUnknownContexts)"),
+                          ("unknown_pdu_handlers", "SNMPv3 requests for another "
+                           "contextEngineID (snmpUnknownPDUHandlers)")):
+            out.append(Figure(name=f"snmp_v3_{key}_total", value=v3.get(key, 0),
+                              kind="counter", help=f"SNMP agent: {text}"))
         n = self.notifier.counters
         for key, text in (("events", "alarm events read from the hub"),
                           ("rate_limited", "alarm notifications dropped by the rate limit"),
@@ -259,13 +268,9 @@ class SnmpAgent:
         return out
 
     def counter_values(self) -> dict[str, int]:
-        """The snmp group counters, including what the SNMPv3 engine counted itself."""
+        """The snmp group counters."""
         c = self.counters
-        values = {k: getattr(c, k) for k in oid_map.SNMP_COUNTERS}
-        if self._v3 is not None:
-            for k, n in self._v3.counters().items():
-                values[k] += n
-        return values
+        return {k: getattr(c, k) for k in oid_map.SNMP_COUNTERS}
 
     def table(self) -> Table:
         """The table for now: rebuilt on a new snapshot, a new second or new settings."""
@@ -297,9 +302,8 @@ class SnmpAgent:
 
     # -------------------------------------------------------------- datagrams -------
 
-    def handle_datagram(self, data: bytes, source: str) -> bytes | object | None:
-        """The reply to one datagram from the IP address ``source``, None to drop it, or
-        :data:`FORWARD` for SNMPv3."""
+    def handle_datagram(self, data: bytes, source: str) -> bytes | None:
+        """The reply to one datagram from the IP address ``source``, or None to drop it."""
         c = self.counters
         c.in_pkts += 1
         try:
@@ -312,12 +316,20 @@ class SnmpAgent:
                 if sources is not None and not sources.allows(source):
                     c.refused_sources += 1
                     return None
-                return FORWARD
+                return self._v3_reply(data, header)
         except ber.BerError:
             c.in_asn_parse_errs += 1
             return None
         c.in_bad_versions += 1  # v1, v3 without users, or nonsense
         return None
+
+    def _v3_reply(self, data: bytes, header: ber.V3Header) -> bytes | None:
+        try:
+            return self._v3.handle(data, header)
+        except Exception:  # a bug: drop this message, keep the socket serving
+            self.counters.internal_errors += 1
+            log.exception("snmp_agent: SNMPv3 message failed; dropped")
+            return None
 
     def _v2c(self, req: ber.Request, source: str) -> bytes | None:
         c = self.counters
@@ -367,15 +379,12 @@ class SnmpAgent:
                 wall_time=self._wall_clock())
             self._generation += 1  # the table now has the snmpEngine group
             if self._users:
-                from plugins.snmp_agent.v3_engine import V3Engine  # imports pysnmp
+                from plugins.snmp_agent.v3_engine import V3Engine  # needs cryptography
 
                 self._v3 = V3Engine(self, self.settings, engine_id=self.engine_id,
-                                    boots=self.engine_boots, loop=loop)
-                protocol: asyncio.DatagramProtocol = self._v3.protocol
-            else:
-                protocol = _Protocol(self)
+                                    boots=self.engine_boots, engine_time=self.engine_time)
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: protocol, local_addr=self._listen, family=socket.AF_INET)
+                lambda: _Protocol(self), local_addr=self._listen, family=socket.AF_INET)
             self.address = transport.get_extra_info("sockname")[:2]
             log.info("snmp_agent: listening on udp %s:%d (v2c %s, %d v3 user%s)",
                      *self.address, "on" if self._v2c_enabled else "off", len(self._users),
@@ -384,9 +393,6 @@ class SnmpAgent:
             await self.notifier.run()  # runs until cancelled
         finally:
             self.ready.clear()
-            if self._v3 is not None:
-                with contextlib.suppress(Exception):
-                    self._v3.close()
-                self._v3 = None
+            self._v3 = None
             if transport is not None:
                 transport.close()

@@ -35,6 +35,7 @@ GET_NEXT_REQUEST = 0xA1
 RESPONSE = 0xA2
 SET_REQUEST = 0xA3
 GET_BULK_REQUEST = 0xA5
+REPORT = 0xA8
 
 # Message versions.
 VERSION_1 = 0
@@ -197,36 +198,38 @@ def decode_integer(buf: bytes, start: int, end: int, low: int = _INT32[0],
 def decode_oid(buf: bytes, start: int, end: int) -> tuple[int, ...]:
     if start == end:
         raise BerError("empty OBJECT IDENTIFIER")
+    if buf[end - 1] & 0x80:
+        raise BerError("truncated sub-identifier")
     arcs: list[int] = []
+    append = arcs.append
     value = 0
     fresh = True
-    for i in range(start, end):
-        b = buf[i]
-        if fresh and b == 0x80:
-            raise BerError("non-minimal sub-identifier")
-        value = (value << 7) | (b & 0x7F)
-        if value >> 33:  # far beyond 2^32-1 (+80 for the first): stop before it grows
-            raise BerError("sub-identifier above 2^32-1")
-        if b & 0x80:
-            fresh = False
-            continue
-        if not arcs:
-            if value < 40:
-                arcs += (0, value)
-            elif value < 80:
-                arcs += (1, value - 40)
-            else:
-                arcs += (2, value - 80)
+    for b in buf[start:end]:
+        if b < 0x80:
+            value |= b
+            if value > 0xFFFFFFFF + 80 or (value > 0xFFFFFFFF and arcs):
+                raise BerError("sub-identifier above 2^32-1")
+            append(value)
+            value = 0
+            fresh = True
         else:
-            arcs.append(value)
-        if value > 0xFFFFFFFF:
+            if fresh and b == 0x80:
+                raise BerError("non-minimal sub-identifier")
+            value = (value | (b & 0x7F)) << 7
+            if value >> 40:  # far beyond 2^32-1: stop before it grows
+                raise BerError("sub-identifier above 2^32-1")
+            fresh = False
+    first = arcs[0]
+    if first < 40:
+        arcs[0:1] = (0, first)
+    elif first < 80:
+        arcs[0:1] = (1, first - 40)
+    else:
+        arcs[0:1] = (2, first - 80)
+        if arcs[1] > 0xFFFFFFFF:
             raise BerError("sub-identifier above 2^32-1")
-        if len(arcs) > MAX_OID_ARCS:
-            raise BerError("more than 128 sub-identifiers")
-        value = 0
-        fresh = True
-    if not fresh:
-        raise BerError("truncated sub-identifier")
+    if len(arcs) > MAX_OID_ARCS:
+        raise BerError("more than 128 sub-identifiers")
     return tuple(arcs)
 
 
@@ -262,8 +265,14 @@ def decode_request(data: bytes) -> Request:
     vs, ve = _expect(data, s, e, INTEGER, "version")
     version = decode_integer(data, vs, ve)
     cs, ce = _expect(data, ve, e, OCTET_STRING, "community")
-    pdu_type, ps, pe = read_tlv(data, ce, e)
-    if pe != e:
+    return decode_pdu(data, ce, e, version=version, community=data[cs:ce])
+
+
+def decode_pdu(data: bytes, start: int, end: int, *, version: int = VERSION_3,
+               community: bytes = b"") -> Request:
+    """Decode the PDU that fills ``data[start:end]`` (RFC 3416 section 3)."""
+    pdu_type, ps, pe = read_tlv(data, start, end)
+    if pe != end:
         raise BerError("bytes after the PDU")
     if pdu_type & 0xE0 != 0xA0:
         raise BerError(f"not a PDU: tag 0x{pdu_type:02x}")
@@ -288,7 +297,7 @@ def decode_request(data: bytes) -> Request:
         pos = be
     return Request(
         version=version,
-        community=data[cs:ce],
+        community=community,
         pdu_type=pdu_type,
         request_id_tlv=data[ps:re_],
         field2=decode_integer(data, f2s, f2e),
@@ -296,6 +305,34 @@ def decode_request(data: bytes) -> Request:
         oids=oids,
         varbinds=varbinds,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedPdu:
+    """A decoded ScopedPDU (RFC 3412 section 6): context and request."""
+
+    context_engine_id: bytes
+    context_name: bytes
+    request: Request
+
+
+def decode_scoped_pdu(data: bytes, start: int = 0, end: int | None = None, *,
+                      padded: bool = False) -> ScopedPdu:
+    """Decode the ScopedPDU at ``data[start:end]``. ``padded``: octets after it are
+    ignored (a decrypted PDU may carry padding, RFC 3414 section 8.3.2)."""
+    end = len(data) if end is None else end
+    s, e = _expect(data, start, end, SEQUENCE, "scopedPDU")
+    if e != end and not padded:
+        raise BerError("bytes after the scopedPDU")
+    es, ee = _expect(data, s, e, OCTET_STRING, "contextEngineID")
+    ns, ne = _expect(data, ee, e, OCTET_STRING, "contextName")
+    return ScopedPdu(data[es:ee], data[ns:ne], decode_pdu(data, ne, e))
+
+
+def encode_pdu(tag: int, request_id_tlv: bytes, error_status: int, error_index: int,
+               varbinds: bytes) -> bytes:
+    return tlv(tag, request_id_tlv + encode_integer(error_status)
+               + encode_integer(error_index) + tlv(SEQUENCE, varbinds))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -310,6 +347,7 @@ class V3Header:
     flags: int = 0  #: msgFlags: 1 auth, 2 priv, 4 reportable
     security_model: int = 0
     data_tag: int = 0  #: SEQUENCE (plaintext scoped PDU) or OCTET STRING (encrypted)
+    data_tlv_start: int = 0  #: where msgData's tag is
     data_start: int = 0  #: msgData's value, as offsets into the message
     data_end: int = 0
     engine_id: bytes = b""  #: msgAuthoritativeEngineID
@@ -355,7 +393,8 @@ def decode_v3_header(data: bytes) -> V3Header:
         raise BerError("bytes after msgData")
     header = V3Header(msg_max_size=max_size, security_parameters_length=pe - ps,
                       msg_id=msg_id, msg_id_tlv=data[hs:ide],
-                      flags=data[fs], security_model=model, data_tag=tag, data_start=ds,
+                      flags=data[fs], security_model=model, data_tag=tag, data_tlv_start=pe,
+                      data_start=ds,
                       data_end=data_end)
     if model == USM:
         _decode_usm(data, ps, pe, header)

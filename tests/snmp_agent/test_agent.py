@@ -13,7 +13,7 @@ from gateway.config import ConfigError, config_from_mapping
 from gateway.plugins import make_plugin_manager
 from plugins.snmp_agent import ber
 from plugins.snmp_agent import oid_map as om
-from plugins.snmp_agent.agent import FORWARD, STATE_FILE, SnmpAgent, engine_identity
+from plugins.snmp_agent.agent import STATE_FILE, SnmpAgent, engine_identity
 from plugins.snmp_agent.settings import SnmpAgentSettings, default_config
 
 SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
@@ -63,14 +63,23 @@ def test_v2c_can_be_switched_off(bank_hub, bank_clock):
     assert agent.counters.in_bad_versions == 1
 
 
-def test_v3_messages_are_forwarded_when_users_exist(bank_hub, bank_clock):
+def test_v3_messages_go_to_the_v3_engine_when_users_exist(bank_hub, bank_clock):
     agent = make_agent(bank_hub, bank_clock,
                        v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
-    agent._v3 = _NoCounters()  # the engine itself is exercised end to end
+    agent._v3 = _Engine()  # the engine itself is exercised end to end
     msg = discovery()
-    assert agent.handle_datagram(msg, "127.0.0.1") is FORWARD
+    assert agent.handle_datagram(msg, "127.0.0.1") == _Engine.REPLY
     assert agent.handle_datagram(msg[:-1], "127.0.0.1") is None
     assert agent.counters.in_asn_parse_errs == 1
+    assert agent._v3.seen == [b""]
+
+
+def test_a_bug_in_the_v3_engine_drops_the_message_and_is_counted(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock,
+                       v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
+    agent._v3 = _Engine(fail=True)
+    assert agent.handle_datagram(discovery(), "127.0.0.1") is None
+    assert agent.counters.internal_errors == 1
 
 
 def discovery(user: bytes = b"") -> bytes:
@@ -87,16 +96,33 @@ def discovery(user: bytes = b"") -> bytes:
                    + ber.tlv(ber.OCTET_STRING, usm) + scoped)
 
 
-class _NoCounters:
-    def counters(self) -> dict[str, int]:
-        return {"in_asn_parse_errs": 5}
+class _Engine:
+    """Stands in for the V3Engine: records the user names it is handed."""
+
+    REPLY = b"v3 reply"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.seen: list[bytes] = []
+        self.counters = {"invalid_msgs": 3, "unknown_contexts": 0, "unknown_pdu_handlers": 0}
+
+    def handle(self, data: bytes, header: ber.V3Header) -> bytes:
+        if self.fail:
+            raise RuntimeError("a bug")
+        self.seen.append(header.user_name)
+        return self.REPLY
+
+    def usm_counters(self) -> dict[str, int]:
+        return {"wrong_digests": 5}
 
 
-def test_counters_include_the_v3_engines(bank_hub, bank_clock):
+def test_health_figures_include_the_v3_engines(bank_hub, bank_clock):
     agent = make_agent(bank_hub, bank_clock)
-    agent._v3 = _NoCounters()
-    agent.counters.in_asn_parse_errs = 2
-    assert agent.counter_values()["in_asn_parse_errs"] == 7
+    agent._v3 = _Engine()
+    figures = {f.name: f.value for f in agent.health_figures()}
+    assert figures["snmp_usm_wrong_digests_total"] == 5
+    assert figures["snmp_usm_decryption_errors_total"] == 0
+    assert figures["snmp_v3_invalid_msgs_total"] == 3
 
 
 def test_table_is_rebuilt_on_new_snapshot_and_new_second_only(bank_hub, bank_clock, bank):
@@ -188,7 +214,7 @@ def test_missing_cryptography_is_a_clear_error(bank_hub, bank_clock, monkeypatch
                        v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
     with pytest.raises(v3_engine.CryptographyMissingError, match="cryptography"):
         v3_engine.V3Engine(agent, agent.settings, engine_id=b"\x80\x00\x7e\xd9\x05abc",
-                           boots=1, loop=None)
+                           boots=1, engine_time=lambda: 0)
 
 
 # ------------------------------------------------------------------ settings --------
@@ -280,6 +306,32 @@ def test_the_v2c_path_never_imports_pysnmp():
     assert out.stdout.strip() == "[]"
 
 
+def test_the_v3_path_never_imports_pysnmp(snmp_env):
+    """An agent with a v3 user answers net-snmp's authPriv GET without pysnmp or pyasn1
+    (pysnmp is for informs only)."""
+    code = (
+        "import asyncio, sys\n"
+        "from gateway.hub import Hub\n"
+        "from plugins.snmp_agent.agent import SnmpAgent\n"
+        "from plugins.snmp_agent.settings import SnmpAgentSettings\n"
+        "async def main():\n"
+        "    a = SnmpAgent(SnmpAgentSettings(port=0, v3_users=[{'name': 'nms', "
+        "'auth_key': 'auth-pass-1', 'priv_key': 'priv-pass-1'}]), Hub())\n"
+        "    task = asyncio.ensure_future(a.run())\n"
+        "    await a.ready.wait()\n"
+        "    p = await asyncio.create_subprocess_exec('snmpget', '-v3', '-l', 'authPriv', "
+        "'-u', 'nms', '-a', 'SHA-256', '-A', 'auth-pass-1', '-x', 'AES', '-X', "
+        "'priv-pass-1', '-Oqv', '-t', '3', f'127.0.0.1:{a.address[1]}', "
+        "'.1.3.6.1.2.1.1.5.0', stdout=asyncio.subprocess.PIPE)\n"
+        "    print((await p.communicate())[0].decode().strip())\n"
+        "    task.cancel()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('pysnmp', 'pyasn1'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=snmp_env, timeout=30)
+    assert out.stdout.splitlines() == ['"bms-gateway"', "[]"]
+
+
 # ------------------------------------------------------------ access lists ------------
 
 
@@ -314,12 +366,12 @@ def test_v3_user_from_a_source_outside_its_allowed_sources_is_dropped_and_counte
         {"name": "nms", "auth_key": "a" * 8, "priv_key": "p" * 8,
          "allowed_sources": ["192.0.2.0/24"]},
         {"name": "any", "auth_key": "a" * 8, "priv_key": "p" * 8}])
-    agent._v3 = _NoCounters()
-    assert agent.handle_datagram(discovery(b"nms"), "192.0.2.9") is FORWARD
+    agent._v3 = _Engine()
+    assert agent.handle_datagram(discovery(b"nms"), "192.0.2.9") == _Engine.REPLY
     assert agent.handle_datagram(discovery(b"nms"), "127.0.0.1") is None
-    assert agent.handle_datagram(discovery(b"any"), "127.0.0.1") is FORWARD
+    assert agent.handle_datagram(discovery(b"any"), "127.0.0.1") == _Engine.REPLY
     # engine discovery names no user: answered, it only tells the engine ID and time
-    assert agent.handle_datagram(discovery(), "127.0.0.1") is FORWARD
+    assert agent.handle_datagram(discovery(), "127.0.0.1") == _Engine.REPLY
     assert agent.counters.refused_sources == 1
     assert agent.counters.in_bad_community_names == 0
 

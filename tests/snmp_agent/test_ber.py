@@ -194,3 +194,35 @@ def test_garbled_usm_parameters_are_parse_errors(msg):
     for n in range(1, len(msg)):
         with pytest.raises(ber.BerError):
             ber.decode_v3_header(msg[:n])
+
+def reference_decode_oid(content: bytes) -> tuple[int, ...] | None:
+    """X.690 8.19 read plainly (None: not a valid SNMP OID): the codec must agree."""
+    if not content or content[-1] & 0x80:
+        return None
+    raw, value, start = [], 0, True
+    for b in content:
+        if start and b == 0x80:
+            return None
+        value = value * 128 + (b & 0x7F)
+        start = not b & 0x80
+        if start:
+            raw.append(value)
+            value = 0
+    first = raw[0]
+    head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
+    arcs = (*head, *raw[1:])
+    if any(a > 0xFFFFFFFF for a in arcs) or len(arcs) > 128:
+        return None
+    return arcs
+
+
+@given(st.binary(max_size=40) | st.lists(st.sampled_from(
+    [b"\x80", b"\x81", b"\xff", b"\x8f\xff\xff\xff\x7f", b"\x90\x80\x80\x80\x00", b"\x01",
+     b"\x7f", b"\x2b", b"\x82\xfd\x59"]), max_size=12).map(b"".join))
+def test_decode_oid_agrees_with_a_plain_reading_of_x690(content):
+    expected = reference_decode_oid(content)
+    if expected is None:
+        with pytest.raises(ber.BerError):
+            ber.decode_oid(content, 0, len(content))
+    else:
+        assert ber.decode_oid(content, 0, len(content)) == expected
