@@ -380,3 +380,18 @@ def test_v3_user_from_a_source_outside_its_allowed_sources_is_dropped_and_counte
 def test_allowed_sources_must_be_networks(value):
     with pytest.raises(pydantic.ValidationError):
         SnmpAgentSettings.model_validate({"v2c": {"allowed_sources": value}})
+
+
+def test_allowed_sources_are_taken_at_sighup(bank_hub, bank_clock):
+    users = [{"name": "nms", "auth_key": "a" * 8, "priv_key": "p" * 8}]
+    agent = make_agent(bank_hub, bank_clock, v3_users=users)
+    agent._v3 = _Engine()
+    assert agent.handle_datagram(request(), "127.0.0.2") is not None
+    assert agent.handle_datagram(discovery(b"nms"), "127.0.0.2") == _Engine.REPLY
+    agent.apply(SnmpAgentSettings.model_validate(
+        {"v2c": {"allowed_sources": ["127.0.0.1/32"]},
+         "v3_users": [{**users[0], "allowed_sources": ["127.0.0.1/32"]}]}))
+    assert agent.handle_datagram(request(), "127.0.0.2") is None
+    assert agent.handle_datagram(discovery(b"nms"), "127.0.0.2") is None
+    assert agent.handle_datagram(request(), "127.0.0.1") is not None
+    assert agent.counters.refused_sources == 2
