@@ -173,6 +173,25 @@ SNMP_COUNTERS: dict[str, ObjectType] = {
 """The snmp group's counters, keyed by the agent's counter names."""
 SNMP_ENABLE_AUTHEN_TRAPS = _scalar("snmpEnableAuthenTraps", SNMP_OID, 30, I, (1, 2))
 
+# SNMP-FRAMEWORK-MIB (RFC 3411) snmpEngine group and SNMP-USER-BASED-SM-MIB (RFC 3414)
+# usmStats: served with v2c and v3 alike, so an NMS can watch for wrong-key attempts.
+SNMP_ENGINE_OID = (1, 3, 6, 1, 6, 3, 10, 2, 1)
+USM_STATS_OID = (1, 3, 6, 1, 6, 3, 15, 1, 1)
+SNMP_ENGINE_ID = _scalar("snmpEngineID", SNMP_ENGINE_OID, 1, S, (5, 32))
+SNMP_ENGINE_BOOTS = _scalar("snmpEngineBoots", SNMP_ENGINE_OID, 2, I, (1, 2**31 - 1))
+SNMP_ENGINE_TIME = _scalar("snmpEngineTime", SNMP_ENGINE_OID, 3, I, (0, 2**31 - 1))
+SNMP_ENGINE_MAX_MESSAGE_SIZE = _scalar("snmpEngineMaxMessageSize", SNMP_ENGINE_OID, 4, I,
+                                       (484, 2**31 - 1))
+USM_COUNTERS: dict[str, ObjectType] = {
+    "unsupported_sec_levels": _scalar("usmStatsUnsupportedSecLevels", USM_STATS_OID, 1, C),
+    "not_in_time_windows": _scalar("usmStatsNotInTimeWindows", USM_STATS_OID, 2, C),
+    "unknown_user_names": _scalar("usmStatsUnknownUserNames", USM_STATS_OID, 3, C),
+    "unknown_engine_ids": _scalar("usmStatsUnknownEngineIDs", USM_STATS_OID, 4, C),
+    "wrong_digests": _scalar("usmStatsWrongDigests", USM_STATS_OID, 5, C),
+    "decryption_errors": _scalar("usmStatsDecryptionErrors", USM_STATS_OID, 6, C),
+}
+"""usmStats counters, keyed by the agent's counter names."""
+
 # BMS-GATEWAY-MIB gateway scalars.
 GW_SOFTWARE_VERSION = _scalar("bmsGwSoftwareVersion", _GW, 1, S, (0, 32))
 GW_UPTIME = _scalar("bmsGwUptime", _GW, 2, T)
@@ -287,6 +306,9 @@ UPTIME_OIDS = (SYS_UPTIME.oid + (0,), GW_UPTIME.oid + (0,))
 
 SNMP_COUNTER_OIDS = {SNMP_COUNTERS[k].oid + (0,): k for k in SNMP_COUNTERS}
 """snmp group counter instances, keyed to the agent's counter names (live per request)."""
+USM_COUNTER_OIDS = {USM_COUNTERS[k].oid + (0,): k for k in USM_COUNTERS}
+"""usmStats counter instances, keyed to the agent's counter names (live per request)."""
+SNMP_ENGINE_TIME_OID = SNMP_ENGINE_TIME.oid + (0,)  #: live per request
 
 _LINK_STATE = {LinkState.NEVER_SEEN: 1, LinkState.ONLINE: 2, LinkState.SUSPECT: 3,
                LinkState.OFFLINE: 4}
@@ -658,13 +680,39 @@ def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,
     return rows.items
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineInfo:
+    """The SNMP engine's identity and USM counters at one instant."""
+
+    engine_id: bytes
+    boots: int
+    time_s: int  #: snmpEngineTime: seconds since snmpEngineBoots last changed
+    max_message_size: int
+    usm: Mapping[str, int]  #: usmStats counters by the keys of :data:`USM_COUNTERS`
+
+
+def make_engine_variables(engine: EngineInfo) -> list[Variable]:
+    """The snmpEngine group and usmStats, sorted by OID."""
+    rows = _Rows()
+    rows.put(SNMP_ENGINE_ID, (0,), engine.engine_id)
+    rows.put(SNMP_ENGINE_BOOTS, (0,), engine.boots)
+    rows.put(SNMP_ENGINE_TIME, (0,), engine.time_s)
+    rows.put(SNMP_ENGINE_MAX_MESSAGE_SIZE, (0,), engine.max_message_size)
+    for key, obj in USM_COUNTERS.items():
+        rows.put(obj, (0,), engine.usm.get(key, 0))
+    return rows.items
+
+
 def make_oid_table(snapshot: BankSnapshot | None, *, now: float, system: SystemInfo,
                    options: BankOptions, bus_numbers: Mapping[str, int],
                    counters: Mapping[str, int],
-                   notifications: tuple[int, int] | None = None) -> list[Variable]:
-    """Everything the agent serves at ``now``, sorted by OID (system, snmp, BMS).
+                   notifications: tuple[int, int] | None = None,
+                   engine: EngineInfo | None = None) -> list[Variable]:
+    """Everything the agent serves at ``now``, sorted by OID (system, snmp, BMS, then
+    snmpEngine and usmStats when ``engine`` is given).
     ``notifications``: the notification originator's (delivered, dropped) counts."""
     return (make_system_variables(system, now=now, started_at=options.started_at,
                                   counters=counters)
             + make_bank_variables(snapshot, now=now, bus_numbers=bus_numbers,
-                                  options=options, notifications=notifications))
+                                  options=options, notifications=notifications)
+            + (make_engine_variables(engine) if engine is not None else []))
