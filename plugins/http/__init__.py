@@ -1,0 +1,37 @@
+"""The ``http`` plugin: a read-only web server with the status page (and the manual's
+LED view), a JSON API and Prometheus ``/metrics`` (docs/http.md). Hookimpls only;
+aiohttp and prometheus_client are imported when the plugin is enabled."""
+
+from __future__ import annotations
+
+from gateway.hookspecs import hookimpl
+
+SECTION = "http"
+
+
+@hookimpl
+def gateway_register_config(register):
+    from plugins.http.settings import HttpSettings
+
+    register(SECTION, HttpSettings)
+
+
+@hookimpl
+def gateway_default_config():
+    from plugins.http.settings import default_config
+
+    return {SECTION: default_config()}
+
+
+@hookimpl
+def gateway_register_components(context, register):
+    import importlib.metadata
+
+    from plugins.http.server import HttpServer
+
+    server = HttpServer(context.section(SECTION), context.hub, clock=context.clock,
+                        health=context.health.read, state_dir=context.state_dir,
+                        gateway_name=context.config.core.name,
+                        version=importlib.metadata.version("bms-gateway"),
+                        config_file=context.config.file)
+    register(server, role="north")
