@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev prometheus chromium
+DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev prometheus chromium curl
 # benchmarks/modbus_read.py builds a small libmodbus server with the C compiler
 BENCH_DEBS := $(DEBS) gcc libc6-dev
 STAMP := $(VENV)/.installed
@@ -28,7 +28,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # The Debian packages the tests talk to (net-snmp tools, smilint, mbpoll, libmodbus;
-# prometheus for promtool and a real scraper, chromium for the status page).
+# prometheus for promtool and a real scraper, chromium for the status page, curl for
+# the docs' examples).
 debs:
 	@missing=$$(for p in $(or $(PACKAGES),$(DEBS)); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
