@@ -5,7 +5,7 @@ families out); :class:`SnapshotCollector` is the prometheus_client custom collec
 calls it for every scrape, so nothing is updated per poll and a scrape never waits on
 the bus. Names follow the Prometheus conventions: base units (volts, amperes, celsius,
 seconds, coulombs for charge, ratios 0-1 for SoC and SoH), ``_total`` for counters,
-labels ``bus``/``address``/``position`` for a module and ``cell``/``sensor`` below it.
+labels ``bus``/``address`` for a module and ``cell``/``sensor`` below it.
 A module whose data is not live exports its status, age and link counters only.
 """
 
@@ -42,7 +42,7 @@ LINK_COUNTERS = {
     "garbage_bytes": ("garbage_bytes", "bytes received outside any frame"),
 }
 
-MODULE_LABELS = ("bus", "address", "position")
+MODULE_LABELS = ("bus", "address")  #: a module is its bus and DIP address (as in the MIB)
 
 
 class _Families:
@@ -143,9 +143,14 @@ def _buses(f: _Families, snap: BankSnapshot, now: float) -> None:
 _STATUSES = {s: s.name.lower() for s in ModuleStatus}
 
 
-def _module(f: _Families, m: ModuleReading, now: float, status_family: StateSetMetricFamily
-            ) -> None:
-    lm = {"bus": m.bus, "address": str(m.address), "position": str(m.position)}
+def _module(f: _Families, m: ModuleReading, now: float, status_family: StateSetMetricFamily,
+            info_family: InfoMetricFamily) -> None:
+    lm = {"bus": m.bus, "address": str(m.address)}
+    ident = m.identity
+    info_family.add_metric(tuple(lm.values()), {
+        "position": str(m.position),
+        "serial": (ident.serial if ident else None) or "",
+        "firmware": (ident.firmware if ident else None) or ""})
     status_family.add_metric(tuple(lm.values()),
                              {name: s is m.status for s, name in _STATUSES.items()})
     live = m.status is ModuleStatus.OK
@@ -210,16 +215,7 @@ def _module(f: _Families, m: ModuleReading, now: float, status_family: StateSetM
             for i, on in enumerate(b.balancing, start=1):
                 bal.add_metric((*base, str(i)), 1 if on else 0)
     leds = derive_leds(t, b)
-    led = f.gauge("bms_module_led", "The module's front-panel lights as the manual defines "
-                  "them (the LED view): 1 for the state each light shows.",
-                  (*MODULE_LABELS, "led", "state"))
     base = tuple(lm.values())
-    lights = [("run", leds.run), ("alm", leds.alm), ("err", leds.err)]
-    if leds.soc is not None:
-        lights += [(f"soc{i}", s) for i, s in enumerate(leds.soc, start=1)]
-    for name, state in lights:
-        if state is not None:
-            led.add_metric((*base, name, state.name.lower()), 1)
     codes = f.gauge("bms_module_fault_code", "1 for each fault code the ERR light flashes "
                     "after RESET (flash count).", (*MODULE_LABELS, "code"))
     for c in leds.fault_codes:
@@ -273,8 +269,11 @@ def make_metric_families(snapshot: BankSnapshot | None, now: float, *,
     status = StateSetMetricFamily("bms_module_status", "The quality of the module's data: "
                                   "ok, stale, offline or never_seen.", labels=MODULE_LABELS)
     f.by_name["bms_module_status"] = status
+    info = InfoMetricFamily("bms_module", "A configured module: its bank position and what "
+                            "it says about itself (last known).", labels=MODULE_LABELS)
+    f.by_name["bms_module"] = info
     for m in snap.modules:
-        _module(f, m, now, status)
+        _module(f, m, now, status, info)
     _alarms(f, snap)
     return list(f.by_name.values())
 

@@ -238,7 +238,8 @@ def test_promtool_accepts_the_gateways_metrics(gateway, require_tool):
     assert res.returncode == 0 and not res.stdout and not res.stderr, (
         res.stdout.decode() + res.stderr.decode())
     text = body.decode()
-    assert 'bms_module_fault{address="3",bus="sim",fault="sampling_ic",position="3"} 1.0' in text
+    assert 'bms_module_fault{address="3",bus="sim",fault="sampling_ic"} 1.0' in text
+    assert 'bms_module_fault_code{address="3",bus="sim",code="6"} 1.0' in text
     assert re.search(r'^bms_bus_poll_cycles_total\{bus="sim"\} 1\.0$', text, re.M)
     assert re.search(r"^process_resident_memory_bytes \d", text, re.M)
     assert re.search(r"^bms_gateway_snmp_in_pkts_total \d", text, re.M)
@@ -260,7 +261,7 @@ def test_a_real_prometheus_scrapes_the_gateway_and_answers_promql(gateway, requi
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         cell = get_json(f"{gateway.url}/api/v1/modules/{FAULTED}")["telemetry"]["cell_mv"][6]
-        query = f'bms_cell_voltage_volts{{position="{FAULTED}",cell="7"}}'
+        query = f'bms_cell_voltage_volts{{address="{FAULTED}",cell="7"}}'
         url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
         deadline = time.monotonic() + 60
         result = None

@@ -37,7 +37,7 @@ def find(ss, metric, **labels):
 
 def module_labels(bank, position):
     m = bank.make_snapshot().module(position)
-    return {"bus": m.bus, "address": str(m.address), "position": str(position)}
+    return {"bus": m.bus, "address": str(m.address)}
 
 
 def test_module_values_in_base_units(snapshot, bank):
@@ -57,6 +57,8 @@ def test_module_values_in_base_units(snapshot, bank):
     assert find(ss, "bms_cell_balancing", cell="5", **lab) == [1]
     assert find(ss, "bms_module_data_age_seconds", **lab) == [1.5]
     assert find(ss, "bms_module_status", bms_module_status="ok", **lab) == [1]
+    assert find(ss, "bms_module_info", position="1", serial="PK0001", firmware="V2.5",
+                **lab) == [1]
 
 
 def test_stale_or_offline_modules_export_status_and_age_but_no_values(snapshot, bank):
@@ -64,11 +66,12 @@ def test_stale_or_offline_modules_export_status_and_age_but_no_values(snapshot, 
     for p, status in ((bank.STALE, "stale"), (bank.OFFLINE, "offline"),
                       (bank.NEVER_SEEN, "never_seen")):
         lab = module_labels(bank, p)
-        mine = [(n, labels) for n, labels, _ in ss if labels.get("position") == str(p)]
+        mine = [(n, labels) for n, labels, _ in ss
+                if all(labels.get(k) == v for k, v in lab.items())]
         names = {n for n, _ in mine}
         counters = {f"bms_module_{name}_total" for name, _ in LINK_COUNTERS.values()}
         assert names - counters <= {"bms_module_status", "bms_module_live",
-                                    "bms_module_data_age_seconds"}
+                                    "bms_module_data_age_seconds", "bms_module_info"}
         assert find(ss, "bms_module_status", bms_module_status=status, **lab) == [1]
         assert find(ss, "bms_module_live", **lab) == [0]
         assert find(ss, "bms_module_timeouts_total", **lab)  # link counters stay
@@ -90,9 +93,6 @@ def test_bms_flags_leds_and_alarms(snapshot, bank):
                 **lab) == [1]
     assert find(ss, "bms_module_condition", type="warning", condition="low_capacity", **lab) == [1]
     assert find(ss, "bms_module_fault", fault="sampling_ic", **lab) == [1]
-    assert find(ss, "bms_module_led", led="err", state="steady", **lab) == [1]
-    assert find(ss, "bms_module_led", led="alm", state="steady", **lab) == [1]
-    assert find(ss, "bms_module_led", led="run", state="fast_flash", **lab) == [1]
     assert find(ss, "bms_module_fault_code", code="6", **lab) == [1]
     assert find(ss, "bms_alarms_active", kind="fault_sampling_ic", severity="critical") == [1]
     assert find(ss, "bms_alarms_active", kind="module_offline", severity="major") == [1]
