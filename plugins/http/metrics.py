@@ -210,10 +210,14 @@ def _module(f: _Families, m: ModuleReading, now: float, status_family: StateSetM
         for flag in b.faults:
             faults.add_metric((*base, flag.name.lower()), 1)
         if b.balancing is not None:
-            bal = f.gauge("bms_cell_balancing", "1 while the cell is being balanced.",
+            # sparse, like the flags: a series per cell being balanced, and the count
+            f.put_gauge("bms_module_balancing_cells", "Cells the BMS is balancing now.", lm,
+                        sum(b.balancing))
+            bal = f.gauge("bms_cell_balancing", "1 for each cell the BMS is balancing now.",
                           (*MODULE_LABELS, "cell"))
             for i, on in enumerate(b.balancing, start=1):
-                bal.add_metric((*base, str(i)), 1 if on else 0)
+                if on:
+                    bal.add_metric((*base, str(i)), 1)
     leds = derive_leds(t, b)
     base = tuple(lm.values())
     codes = f.gauge("bms_module_fault_code", "1 for each fault code the ERR light flashes "

@@ -55,6 +55,8 @@ def test_module_values_in_base_units(snapshot, bank):
     assert find(ss, "bms_module_temperature_celsius", sensor="3", role="cell", **lab) == [-1.5]
     assert find(ss, "bms_module_temperature_celsius", sensor="5", role="mosfet", **lab) == [30.1]
     assert find(ss, "bms_cell_balancing", cell="5", **lab) == [1]
+    assert find(ss, "bms_cell_balancing", cell="6", **lab) == []  # not balancing: no series
+    assert find(ss, "bms_module_balancing_cells", **lab) == [1]
     assert find(ss, "bms_module_data_age_seconds", **lab) == [1.5]
     assert find(ss, "bms_module_status", bms_module_status="ok", **lab) == [1]
     assert find(ss, "bms_module_info", position="1", serial="PK0001", firmware="V2.5",
