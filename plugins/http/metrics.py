@@ -276,7 +276,11 @@ def make_metric_families(snapshot: BankSnapshot | None, now: float, *,
     info = InfoMetricFamily("bms_module", "A configured module: its bank position and what "
                             "it says about itself (last known).", labels=MODULE_LABELS)
     f.by_name["bms_module"] = info
+    seen: set[tuple[str, int]] = set()
     for m in snap.modules:
+        if (m.bus, m.address) in seen:  # two positions claim one address: a series once
+            continue  # (a repeated series would make Prometheus drop the whole scrape)
+        seen.add((m.bus, m.address))
         _module(f, m, now, status, info)
     _alarms(f, snap)
     return list(f.by_name.values())

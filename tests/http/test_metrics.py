@@ -140,3 +140,16 @@ def test_promtool_accepts_the_exposition(snapshot, bank, require_tool, offset):
     text = body.decode()
     assert "# TYPE bms_bus_poll_cycles_total counter" in text
     assert ("# TYPE bms_cell_voltage_volts gauge" in text) is (offset == 0.0)
+
+
+def test_a_repeated_bus_address_is_exported_once_for_the_first_position(snapshot, bank):
+    """A repeated label set would make Prometheus refuse the whole scrape."""
+    import dataclasses
+
+    modules = list(snapshot.modules)
+    modules[1] = dataclasses.replace(modules[1], address=modules[0].address)
+    ss = samples(dataclasses.replace(snapshot, modules=tuple(modules)), bank.T0)
+    lab = module_labels(bank, 1)
+    assert find(ss, "bms_module_info", **lab) == [1]
+    assert find(ss, "bms_module_info", position="1", **lab) == [1]
+    assert len(find(ss, "bms_cell_voltage_volts", cell="1", **lab)) == 1
