@@ -23,6 +23,7 @@ from gateway.model import (
     BmsStatus,
     BusStatus,
     LinkCounters,
+    Location,
     ModuleReading,
     ModuleStatus,
     Telemetry,
@@ -163,7 +164,9 @@ def bus_document(b: BusStatus, now: float) -> dict[str, Any]:
 
 def bank_figures(snap: BankSnapshot) -> dict[str, Any]:
     b = snap.bank
-    loc = lambda at: None if at is None else {"position": at.position, "index": at.index}  # noqa: E731
+    def loc(at: Location | None) -> dict[str, int] | None:
+        return None if at is None else {"position": at.position, "index": at.index}
+
     return {
         "quality": "live" if b.modules_online else "no_live_module",
         "current_ma": b.current_ma,

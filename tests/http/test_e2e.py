@@ -31,6 +31,8 @@ pytestmark = pytest.mark.e2e
 
 PACKS = 4
 FAULTED = 3
+SILENT = 4  #: never answers: never seen
+LIVE = (1, 2, 3)
 SCENARIO = Path(__file__).resolve().parents[1] / "data" / "http-faults.yaml"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -102,8 +104,10 @@ def gateway(tmp_path_factory):
                 time.sleep(0.2)
                 continue
             mods = doc["modules"]
-            if (len(mods) == PACKS and all(m["status"] == "ok" for m in mods)
+            if (len(mods) == PACKS and all(mods[p - 1]["status"] == "ok" for p in LIVE)
+                    and doc["buses"] and doc["buses"][0]["cycles"] >= 1
                     and mods[FAULTED - 1]["bms"]["faults"] and doc["alarms"]):
+                assert mods[SILENT - 1]["status"] == "never_seen", mods[SILENT - 1]
                 break
             time.sleep(0.2)
         else:
@@ -131,13 +135,19 @@ def test_the_status_page_in_chromium_shows_the_faulted_modules_leds(gateway, req
     card = re.search(r'<article[^>]*id="module-3".*?</article>', dom, re.S)
     assert card, dom[:3000]
     card = card.group(0)
-    led = lambda name: re.search(rf'data-led="{name}" data-state="([a-z_0-9]+)"', card).group(1)  # noqa: E731
+    def led(name: str) -> str:
+        return re.search(rf'data-led="{name}" data-state="([a-z_0-9]+)"', card).group(1)
+
     assert led("err") == "steady"  # red, a fault
     assert led("alm") == "steady"  # orange, a protection wins over the warning
     assert re.search(r'data-fault-codes="6"', card), card
     assert "sampling IC communication failure" in card
     other = re.search(r'<article[^>]*id="module-1".*?</article>', dom, re.S).group(0)
     assert re.search(r'data-led="err" data-state="off"', other)
+    silent = re.search(r'<article[^>]*id="module-4".*?</article>', dom, re.S).group(0)
+    assert 'data-status="never_seen"' in silent and 'data-leds="unknown"' in silent
+    assert silent.count('data-state="unknown"') == 7  # unknown, never shown as off
+    assert "Lights unknown" in silent
     assert 'data-state="live"' in dom  # the page's own fetches reached the API
     assert re.search(r"<tr data-seq=\"\d+\"><td>\d+</td><td class=\"sev-critical\">", dom)
     shot = tmp_path / "page.png"
@@ -177,7 +187,7 @@ def _s32(hi: int, lo: int) -> int:
 
 def test_http_json_snmp_and_modbus_serve_the_same_numbers(gateway):
     o = rm.MODULE_BLOCK.offsets
-    for p in range(1, PACKS + 1):
+    for p in LIVE:
         m = get_json(f"{gateway.url}/api/v1/modules/{p}")
         t = m["telemetry"]
         idx = (1, m["address"])
@@ -216,6 +226,19 @@ def test_http_json_snmp_and_modbus_serve_the_same_numbers(gateway):
             map(str, m["leds"]["fault_codes"]))
     faulted = get_json(f"{gateway.url}/api/v1/modules/{FAULTED}")["leds"]
     assert (faulted["err"], faulted["alm"], faulted["fault_codes"]) == ("steady", "steady", [6])
+    # the silent module: status everywhere, values and lights nowhere
+    silent = get_json(f"{gateway.url}/api/v1/modules/{SILENT}")
+    assert (silent["status"], silent["telemetry"], silent["leds"]) == ("never_seen", None, None)
+    idx = (1, silent["address"])
+    assert snmp_get(gateway, [om.MOD_STATUS.oid + idx]) == {om.MOD_STATUS.oid + idx: "4"}
+    err_oid = ".".join(map(str, om.MOD_LED_ERR.oid + idx))
+    out = subprocess.run(["snmpget", "-v2c", "-c", "public", "-On", "-t", "2", "-r", "3",
+                          f"127.0.0.1:{gateway.snmp}", err_oid],
+                         capture_output=True, text=True, timeout=30)
+    assert "No Such Instance" in out.stdout, out.stdout
+    block = modbus_block(gateway, rm.module_block_start(SILENT), 1)
+    leds = modbus_block(gateway, rm.module_block_start(SILENT) + o["led_run"], 8)
+    assert block == [4] and leds == [0xFFFF] * 8
 
 
 def test_events_come_from_the_alarm_plugins_log(gateway):

@@ -32,7 +32,8 @@ def samples(snapshot, now, health=HEALTH):
 
 
 def find(ss, metric, **labels):
-    return [v for n, lab, v in ss if n == metric and all(lab.get(k) == x for k, x in labels.items())]
+    return [v for n, lab, v in ss
+            if n == metric and all(lab.get(k) == x for k, x in labels.items())]
 
 
 def module_labels(bank, position):

@@ -226,4 +226,5 @@ def test_tls_files_that_cannot_be_loaded_refuse_the_start(hub, clock, tmp_path):
     with pytest.raises(ConfigError) as info:
         HttpServer(settings, hub, clock=clock, config_file="gw.yaml")
     problem = str(info.value.problems[0])
-    assert problem.startswith("gw.yaml: http.tls: cannot load the certificate") and "no.crt" in problem
+    assert problem.startswith("gw.yaml: http.tls: cannot load the certificate")
+    assert "no.crt" in problem
