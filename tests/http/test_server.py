@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import ipaddress
 import json
 import re
 import ssl
@@ -16,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config import load_config
-from gateway.health import Health
+from gateway.health import Figure, Health
 from gateway.plugins import make_plugin_manager
 from plugins.http.server import STATIC, HttpServer, make_app
 from plugins.http.settings import HttpSettings
@@ -70,8 +71,8 @@ def test_metrics_endpoint_reads_the_hub_and_the_health_at_scrape_time(hub, clock
 
     def figures():
         count["n"] += 1
-        return [__import__("gateway.health", fromlist=["Figure"]).Figure(
-            name="modbus_requests_total", value=count["n"], kind="counter", help="requests")]
+        return [Figure(name="modbus_requests_total", value=count["n"], kind="counter",
+                       help="requests")]
     health.register("modbus_tcp", figures)
 
     @run_client(hub, clock, health=health.read)
@@ -169,7 +170,6 @@ def _self_signed(tmp_path):
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
