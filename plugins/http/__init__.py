@@ -34,4 +34,12 @@ def gateway_register_components(context, register):
                         gateway_name=context.config.core.name,
                         version=importlib.metadata.version("bms-gateway"),
                         config_file=context.config.file)
+    context.extra[SECTION] = server
     register(server, role="north")
+
+
+@hookimpl
+def gateway_reload(context):
+    server = context.extra.get(SECTION)
+    if server is not None and context.section(SECTION) is not None:
+        server.apply(context.section(SECTION))

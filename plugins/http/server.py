@@ -93,25 +93,41 @@ def _credentials_check(settings: HttpSettings) -> Callable[[str | None], bool] |
     return check
 
 
+class Live:
+    """The settings a running app applies per request; :meth:`apply` swaps them (SIGHUP)."""
+
+    def __init__(self, settings: HttpSettings, name: str, version: str) -> None:
+        self.name, self.version = name, version
+        self.apply(settings)
+
+    def apply(self, settings: HttpSettings) -> None:
+        self.settings = settings
+        self.check = _credentials_check(settings)
+        self.challenge = ('Basic realm="bms-gateway", charset="UTF-8"'
+                          if settings.auth is not None and settings.auth.basic is not None
+                          else 'Bearer realm="bms-gateway"')
+        self.gateway = page_model.gateway_document(self.name, self.version, settings.refresh_s)
+
+
+LIVE = web.AppKey("live", Live)
+
+
 def make_app(hub: Hub, settings: HttpSettings, *, clock: Callable[[], float],
              health: Callable[[], Mapping[str, Sequence[Figure]]] = dict,
              state_dir: Path | None = None, name: str = "bms-gateway",
              version: str = "0") -> web.Application:
-    """The read-only web application over ``hub``."""
+    """The read-only web application over ``hub``; ``app[LIVE].apply(new)`` changes its
+    credentials, refresh period and event count while it runs."""
     static = _load_static()
-    check = _credentials_check(settings)
-    challenge = ('Basic realm="bms-gateway", charset="UTF-8"'
-                 if settings.auth is not None and settings.auth.basic is not None
-                 else 'Bearer realm="bms-gateway"')
-    gateway = page_model.gateway_document(name, version, settings.refresh_s)
+    live = Live(settings, name, version)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method not in ALLOWED_METHODS:
             raise web.HTTPMethodNotAllowed(request.method, ALLOWED_METHODS,
                                            headers=SECURITY_HEADERS)
-        if check is not None and not check(request.headers.get("Authorization")):
-            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": challenge,
+        if live.check is not None and not live.check(request.headers.get("Authorization")):
+            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": live.challenge,
                                                 **SECURITY_HEADERS})
         response = await handler(request)
         response.headers.update(SECURITY_HEADERS)
@@ -129,10 +145,10 @@ def make_app(hub: Hub, settings: HttpSettings, *, clock: Callable[[], float],
         return serve
 
     async def bank(request: web.Request) -> web.Response:
-        return _json(page_model.make_bank_document(hub.latest, clock(), gateway=gateway))
+        return _json(page_model.make_bank_document(hub.latest, clock(), gateway=live.gateway))
 
     async def modules(request: web.Request) -> web.Response:
-        doc = page_model.make_bank_document(hub.latest, clock(), gateway=gateway)
+        doc = page_model.make_bank_document(hub.latest, clock(), gateway=live.gateway)
         return _json({"schema": page_model.SCHEMA, "modules": doc["modules"]})
 
     async def module(request: web.Request) -> web.Response:
@@ -149,15 +165,16 @@ def make_app(hub: Hub, settings: HttpSettings, *, clock: Callable[[], float],
         return _json(page_model.make_alarms_document(hub.latest, clock()))
 
     async def events(request: web.Request) -> web.Response:
-        limit = settings.events
+        most = live.settings.events
+        limit = most
         raw = request.query.get("limit")
         if raw is not None:
             try:
                 limit = int(raw)
             except ValueError:
                 return _json({"error": "limit is a whole number"}, 400)
-            if not 0 <= limit <= settings.events:
-                return _json({"error": f"limit is 0..{settings.events}"}, 400)
+            if not 0 <= limit <= most:
+                return _json({"error": f"limit is 0..{most}"}, 400)
         records = await asyncio.to_thread(read_recent_events, state_dir, limit)
         return _json({"schema": page_model.SCHEMA, "available": state_dir is not None,
                       "events": records})
@@ -168,6 +185,7 @@ def make_app(hub: Hub, settings: HttpSettings, *, clock: Callable[[], float],
                                                 "Cache-Control": "no-store"})
 
     app = web.Application(middlewares=[guard])
+    app[LIVE] = live
     app.router.add_get("/", static_file("index.html"))
     app.router.add_get("/static/app.js", static_file("app.js"))
     app.router.add_get("/static/style.css", static_file("style.css"))
@@ -212,6 +230,16 @@ class HttpServer:
         self.ssl_context = make_ssl_context(settings, config_file)
         self.port: int | None = None
         self.started = asyncio.Event()
+
+    def apply(self, settings: HttpSettings) -> None:
+        """Take a reloaded section: credentials, refresh period and event count at once;
+        the address, port and TLS files at the next start."""
+        old = self.settings
+        if (old.listen_address, old.port, old.tls) != (settings.listen_address, settings.port,
+                                                       settings.tls):
+            log.warning("http: listen_address, port and tls take effect at the next start")
+        self.settings = settings
+        self.app[LIVE].apply(settings)
 
     async def run(self) -> None:
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False,

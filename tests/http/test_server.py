@@ -228,3 +228,31 @@ def test_tls_files_that_cannot_be_loaded_refuse_the_start(hub, clock, tmp_path):
     problem = str(info.value.problems[0])
     assert problem.startswith("gw.yaml: http.tls: cannot load the certificate")
     assert "no.crt" in problem
+
+
+def test_a_reload_applies_credentials_refresh_and_events_at_once(hub, clock, caplog):
+    """SIGHUP: gateway_reload hands the new section to the running server."""
+    from plugins.http import gateway_reload
+
+    settings = HttpSettings.model_validate({"port": 0})
+
+    async def main():
+        server = HttpServer(settings, hub, clock=clock)
+        async with TestClient(TestServer(server.app)) as client:
+            assert (await client.get("/api/v1/bank")).status == 200
+            new = HttpSettings.model_validate({
+                "port": 0, "refresh_s": 7, "events": 3,
+                "auth": {"bearer_token": "r" * 20}})
+            context = type("Ctx", (), {"extra": {"http": server},
+                                       "section": staticmethod(lambda name: new)})()
+            gateway_reload(context)
+            assert (await client.get("/api/v1/bank")).status == 401
+            ok = {"Authorization": "Bearer " + "r" * 20}
+            doc = await (await client.get("/api/v1/bank", headers=ok)).json()
+            assert doc["gateway"]["refresh_s"] == 7
+            r = await client.get("/api/v1/events?limit=4", headers=ok)
+            assert r.status == 400  # at most the new 'events'
+            assert not [r for r in caplog.records if "next start" in r.getMessage()]
+            server.apply(HttpSettings.model_validate({"port": 9999}))
+            assert any("next start" in r.getMessage() for r in caplog.records)
+    asyncio.run(main())
