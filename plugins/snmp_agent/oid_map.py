@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from gateway.hub import age_snapshot
+from gateway.leds import derive_leds
 from gateway.model import (
     Alarm,
     BankSnapshot,
@@ -274,6 +275,12 @@ MOD_STATES = _col("bmsModuleStates", _MODULE, 28, S)
 MOD_UNCLASSIFIED = _col("bmsModuleUnclassified", _MODULE, 29, S, (0, 64))
 MOD_COUNTERS = tuple(_col(f"bmsModule{n}", _MODULE, 30 + i, C)
                      for i, n in enumerate(_COUNTER_NAMES))
+# The LED view (gateway.leds), BmsLedState values.
+MOD_LED_RUN = _col("bmsModuleLedRun", _MODULE, 38, I, (1, 5))
+MOD_LED_ALM = _col("bmsModuleLedAlm", _MODULE, 39, I, (1, 5))
+MOD_LED_ERR = _col("bmsModuleLedErr", _MODULE, 40, I, (1, 5))
+MOD_LED_SOC = tuple(_col(f"bmsModuleLedSoc{n}", _MODULE, 40 + n, I, (1, 5)) for n in (1, 2, 3, 4))
+MOD_LED_ERR_CODES = _col("bmsModuleLedErrCodes", _MODULE, 45, S, (0, 16))
 
 # Cell table, INDEX { bmsBusIndex, bmsModuleAddress, bmsCellIndex }.
 CELL_VOLTAGE = _col("bmsCellVoltage", _CELL, 2, I, MILLIVOLTS)
@@ -583,6 +590,14 @@ def _module(rows: _Rows, m: ModuleReading, idx: tuple[int, int], now: float,
             rows.put(TEMP_VALUE, idx + (i,), dc)
             if i <= len(t.temp_roles):
                 rows.put(TEMP_ROLE, idx + (i,), int(t.temp_roles[i - 1]))
+    leds = derive_leds(t, m.bms)
+    rows.put(MOD_LED_RUN, idx, None if leds.run is None else int(leds.run))
+    rows.put(MOD_LED_ALM, idx, int(leds.alm))
+    rows.put(MOD_LED_ERR, idx, int(leds.err))
+    if leds.soc is not None:
+        for obj, state in zip(MOD_LED_SOC, leds.soc):
+            rows.put(obj, idx, int(state))
+    rows.put(MOD_LED_ERR_CODES, idx, " ".join(str(c) for c in leds.fault_codes))
     bms = m.bms
     if bms is not None:
         rows.put(MOD_WARNINGS, idx, encode_bits(int(bms.warnings), len(Condition)))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.leds import LedState
 from gateway.model import Condition, Fault, LinkState, ModuleStatus, Severity, State, TempRole
 from plugins.snmp_agent import oid_map as om
 from plugins.snmp_agent.oid_map import Syntax
@@ -185,6 +186,7 @@ def test_bits_are_the_model_flags(mibs, tc, flags):
     ("BmsSensorRole", {camel(r.name): int(r) for r in TempRole} | {"mosfet": 2}),
     ("BmsSeverity", {camel(s.name): int(s) for s in Severity}),
     ("BmsLinkState", {camel(s.name): n for s, n in om._LINK_STATE.items()}),
+    ("BmsLedState", {camel(s.name): int(s) for s in LedState}),
 ])
 def test_enumerations_are_the_model_enums(mibs, tc, members):
     td = mibs["BMS-GATEWAY-MIB"]["typedefs"][tc]
