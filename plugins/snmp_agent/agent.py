@@ -20,6 +20,7 @@ columns) with every varbind encoded once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -41,6 +42,7 @@ from plugins.snmp_agent.notifier import Notifier
 from plugins.snmp_agent.oid_map import BankOptions, EngineInfo, Syntax, SystemInfo, Variable
 from plugins.snmp_agent.responder import Outcome, Table, respond
 from plugins.snmp_agent.settings import SnmpAgentSettings
+from plugins.snmp_agent.table_keeper import TableKeeper
 
 if TYPE_CHECKING:
     from gateway.app import GatewayContext
@@ -141,8 +143,9 @@ class SnmpAgent:
         self.engine_boots: int | None = None
         self.ready = asyncio.Event()
         self._v3: Any = None
-        self._table: Table | None = None
-        self._table_key: tuple[int, int, int] | None = None
+        self._table_key: tuple[int, int] | None = None
+        self._table_until = float("inf")  #: when a served status next turns stale by age
+        self._module_rows = oid_map.ModuleRowsCache()
         self._generation = 0
         self._bus_numbers: dict[str, int] = {}
         self._live = {
@@ -152,7 +155,10 @@ class SnmpAgent:
             **{oid: self._usm_counter_fn(oid, key) for oid, key in oid_map.USM_COUNTER_OIDS.items()},
             oid_map.SNMP_ENGINE_TIME_OID: lambda: Variable(
                 oid_map.SNMP_ENGINE_TIME_OID, Syntax.INTEGER, self.engine_time()),
+            **{oid: self._notification_fn(oid, i)
+               for i, oid in enumerate(oid_map.NOTIFICATION_COUNT_OIDS)},
         }
+        self._keeper = TableKeeper(live=self._live, clock=self._clock)
         #: traps and informs; sysUpTime in them is this agent's
         self.notifier = Notifier(
             settings.notifications, hub, clock=clock,
@@ -202,6 +208,11 @@ class SnmpAgent:
     def _counter_fn(self, oid: tuple[int, ...], key: str) -> Callable[[], Variable]:
         def current() -> Variable:
             return Variable(oid, Syntax.COUNTER32, self.counter_values()[key] % 2**32)
+        return current
+
+    def _notification_fn(self, oid: tuple[int, ...], i: int) -> Callable[[], Variable]:
+        def current() -> Variable:
+            return Variable(oid, Syntax.COUNTER32, self.notifier.delivery_counts()[i] % 2**32)
         return current
 
     def _usm_counter_fn(self, oid: tuple[int, ...], key: str) -> Callable[[], Variable]:
@@ -273,20 +284,46 @@ class SnmpAgent:
         return {k: getattr(c, k) for k in oid_map.SNMP_COUNTERS}
 
     def table(self) -> Table:
-        """The table for now: rebuilt on a new snapshot, a new second or new settings."""
+        """The table for now: brought up to date on a new snapshot, new settings, or when
+        a served module's data turns stale by age (ages themselves are read per request).
+        The agent's run loop calls it as each snapshot arrives, so a request rarely does."""
         snap = self._hub.latest
         now = self._clock()
-        key = (snap.seq if snap is not None else -1, int(now), self._generation)
-        if key != self._table_key or self._table is None:
+        key = (snap.seq if snap is not None else -1, self._generation)
+        if key != self._table_key or now > self._table_until or self._keeper.table is None:
             if snap is not None:
                 self._bus_numbers = oid_map.assign_bus_numbers(self._bus_numbers, snap)
-            variables = oid_map.make_oid_table(
-                snap, now=now, system=self._system, options=self._options,
-                bus_numbers=self._bus_numbers, counters=self.counter_values(),
-                notifications=self.notifier.delivery_counts(), engine=self.engine_info())
-            self._table = Table(variables, live=self._live)
+            parts: list[oid_map.Part] = [("system", oid_map.make_system_variables(
+                self._system, now=now, started_at=self._options.started_at,
+                counters=self.counter_values()))]
+            parts += oid_map.make_bank_parts(
+                snap, now=now, bus_numbers=self._bus_numbers, options=self._options,
+                notifications=self.notifier.delivery_counts(), modules=self._module_rows)
+            engine = self.engine_info()
+            if engine is not None:
+                parts.append(("engine", oid_map.make_engine_variables(engine)))
+            self._keeper.update(parts)
             self._table_key = key
-        return self._table
+            self._table_until = oid_map.stale_by_age_at(snap, now)
+        assert self._keeper.table is not None
+        return self._keeper.table
+
+    async def _keep_table(self) -> None:
+        """Bring the table up to date as each snapshot arrives, off the request path, and
+        when a module's data turns stale by age."""
+        watch = self._hub.watch()
+        try:
+            while True:
+                self.table()
+                wait = self._table_until - self._clock()
+                if wait == float("inf"):
+                    await watch.next()
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, wait) + 0.001):
+                        await watch.next()
+        finally:
+            watch.close()
 
     def process(self, pdu_type: int, oids: list[tuple[int, ...]], non_repeaters: int,
                 max_repetitions: int, budget: int) -> tuple[Table, Outcome]:
@@ -390,7 +427,9 @@ class SnmpAgent:
                      *self.address, "on" if self._v2c_enabled else "off", len(self._users),
                      "" if len(self._users) == 1 else "s")
             self.ready.set()
-            await self.notifier.run()  # runs until cancelled
+            async with asyncio.TaskGroup() as tasks:  # both run until cancelled
+                tasks.create_task(self.notifier.run())
+                tasks.create_task(self._keep_table())
         finally:
             self.ready.clear()
             self._v3 = None

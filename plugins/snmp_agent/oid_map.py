@@ -309,6 +309,8 @@ OBJECT_OIDS: frozenset[tuple[int, ...]] = frozenset(o.oid for o in OBJECT_TYPES.
 answered noSuchInstance, anything else noSuchObject (RFC 3416 4.2.1)."""
 
 UPTIME_OIDS = (SYS_UPTIME.oid + (0,), GW_UPTIME.oid + (0,))
+#: bmsGwNotificationsSent.0 and bmsGwNotificationsDropped.0, read per request
+NOTIFICATION_COUNT_OIDS = (GW_NOTIFICATIONS_SENT.oid + (0,), GW_NOTIFICATIONS_DROPPED.oid + (0,))
 """Instances whose value moves with every request; the agent encodes them per request."""
 
 SNMP_COUNTER_OIDS = {SNMP_COUNTERS[k].oid + (0,): k for k in SNMP_COUNTERS}
@@ -406,6 +408,22 @@ def assign_bus_numbers(previous: Mapping[str, int], snapshot: BankSnapshot) -> d
 # ------------------------------------------------------------------ the table --------
 
 
+class Elapsed(NamedTuple):
+    """A Gauge32 value that is the whole seconds since monotonic time ``since``, taken
+    when a request is answered (:func:`resolve`): ages never need a table rebuild."""
+
+    since: float
+
+
+def resolve(v: Variable, now: float) -> Variable:
+    """``v`` with an :class:`Elapsed` value turned into the seconds at ``now``."""
+    value = v.value
+    if isinstance(value, Elapsed):
+        return Variable(v.oid, v.syntax, min(int(round(max(0.0, now - value.since), 6)),
+                                             _U32 - 1))
+    return v
+
+
 class _Rows:
     """Collects variables; drops the unknown and the out-of-range."""
 
@@ -427,6 +445,9 @@ class _Rows:
                 return
             self.items.append(Variable(oid, syntax, value))
         elif syntax is Syntax.OBJECT_IDENTIFIER:
+            self.items.append(Variable(oid, syntax, value))  # type: ignore[arg-type]
+        elif isinstance(value, Elapsed):
+            assert syntax is Syntax.GAUGE32
             self.items.append(Variable(oid, syntax, value))  # type: ignore[arg-type]
         else:
             assert isinstance(value, int)
@@ -468,8 +489,9 @@ def make_system_variables(system: SystemInfo, *, now: float, started_at: float,
     return rows.items
 
 
-def _age_s(now: float, at: float | None) -> int | None:
-    return None if at is None else int(round(max(0.0, now - at), 6))
+def _age_s(now: float, at: float | None) -> Elapsed | None:
+    """An age column: the seconds since ``at``, counted when a request is answered."""
+    return None if at is None else Elapsed(at)
 
 
 def _gateway(rows: _Rows, snap: BankSnapshot, now: float, opts: BankOptions) -> None:
@@ -659,15 +681,58 @@ def make_heartbeat_variables(snapshot: BankSnapshot | None) -> list[Variable]:
     return rows.items
 
 
-def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,
-                        bus_numbers: Mapping[str, int], options: BankOptions,
-                        notifications: tuple[int, int] | None = None) -> list[Variable]:
-    """The BMS-GATEWAY-MIB subtree for ``snapshot`` at monotonic time ``now``, sorted.
+Part = tuple[object, list[Variable]]
+"""A part of the BMS subtree: a key (``"gateway"``, ``("module", bus, address)``, ...)
+and its variables, unsorted; the table is the sorted union of the parts."""
 
-    ``bus_numbers`` maps bus names to bmsBusIndex (see :func:`assign_bus_numbers`);
-    modules on a bus without a number, or whose address does not fit the index, are
-    left out. Before the first snapshot only the gateway's own scalars are served.
-    """
+
+def stale_by_age_at(snapshot: BankSnapshot | None, now: float) -> float:
+    """When the next live module of ``snapshot`` turns stale by age (the stale guard of
+    :func:`~gateway.hub.age_snapshot`), or infinity: until then the served rows, ages
+    apart, stay what they are at ``now``."""
+    if snapshot is None:
+        return float("inf")
+    return min((m.updated_at + m.stale_after_s for m in snapshot.modules
+                if m.status is ModuleStatus.OK and m.updated_at is not None
+                and m.stale_after_s is not None and m.updated_at + m.stale_after_s >= now),
+               default=float("inf"))
+
+
+class ModuleRowsCache:
+    """The variables of each module row, kept while the module reads the same: most
+    snapshots change one module (the poller publishes after each), so the others' rows
+    are neither rebuilt nor, in the agent's table, re-encoded."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[int, int], tuple[ModuleReading, bool, list[Variable]]] = {}
+
+    def rows(self, m: ModuleReading, idx: tuple[int, int], now: float,
+             opts: BankOptions) -> list[Variable]:
+        cached = self._rows.get(idx)
+        if cached is not None and cached[1] == opts.serve_stale and cached[0] == m:
+            return cached[2]
+        rows = _Rows()
+        _module(rows, m, idx, now, opts)
+        self._rows[idx] = (m, opts.serve_stale, rows.items)
+        return rows.items
+
+    def keep_only(self, indexes: Iterable[tuple[int, int]]) -> None:
+        keep = set(indexes)
+        for idx in [i for i in self._rows if i not in keep]:
+            del self._rows[idx]
+
+
+def make_bank_parts(snapshot: BankSnapshot | None, *, now: float,
+                    bus_numbers: Mapping[str, int], options: BankOptions,
+                    notifications: tuple[int, int] | None = None,
+                    modules: ModuleRowsCache | None = None) -> list[Part]:
+    """The BMS-GATEWAY-MIB subtree for ``snapshot`` at monotonic time ``now``, in
+    parts (see :func:`make_bank_variables`). With ``modules``, unchanged module rows
+    are the same list objects as last time."""
+    cache = modules if modules is not None else ModuleRowsCache()
+    parts: list[Part] = []
     rows = _Rows()
     if snapshot is None:
         rows.put(GW_SOFTWARE_VERSION, (0,), options.software_version)
@@ -675,24 +740,52 @@ def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,
     else:
         snapshot = age_snapshot(snapshot, now)  # the guard against a hub that stopped
         _gateway(rows, snapshot, now, options)
-        _bank(rows, snapshot)
-        _buses(rows, snapshot, now, bus_numbers)
-        seen: set[tuple[int, int]] = set()
-        for m in snapshot.modules:
-            n = bus_numbers.get(m.bus)
-            if n is None or not 1 <= n <= 255 or not 0 <= m.address <= 255:
-                continue
-            idx = (n, m.address)
-            if idx in seen:  # a duplicate address: the first position keeps the row
-                continue
-            seen.add(idx)
-            _module(rows, m, idx, now, options)
-        _alarms(rows, snapshot, options)
     if notifications is not None:
         rows.put(GW_NOTIFICATIONS_SENT, (0,), notifications[0])
         rows.put(GW_NOTIFICATIONS_DROPPED, (0,), notifications[1])
-    rows.items.sort(key=lambda v: v.oid)
-    return rows.items
+    parts.append(("gateway", rows.items))
+    if snapshot is None:
+        return parts
+    rows = _Rows()
+    _bank(rows, snapshot)
+    parts.append(("bank", rows.items))
+    rows = _Rows()
+    _buses(rows, snapshot, now, bus_numbers)
+    parts.append(("buses", rows.items))
+    seen: set[tuple[int, int]] = set()
+    for m in snapshot.modules:
+        n = bus_numbers.get(m.bus)
+        if n is None or not 1 <= n <= 255 or not 0 <= m.address <= 255:
+            continue
+        idx = (n, m.address)
+        if idx in seen:  # a duplicate address: the first position keeps the row
+            continue
+        seen.add(idx)
+        parts.append((("module", *idx), cache.rows(m, idx, now, options)))
+    cache.keep_only(seen)
+    rows = _Rows()
+    _alarms(rows, snapshot, options)
+    parts.append(("alarms", rows.items))
+    return parts
+
+
+def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,
+                        bus_numbers: Mapping[str, int], options: BankOptions,
+                        notifications: tuple[int, int] | None = None) -> list[Variable]:
+    """The BMS-GATEWAY-MIB subtree for ``snapshot`` at monotonic time ``now``, sorted.
+
+    ``bus_numbers`` maps bus names to bmsBusIndex (see :func:`assign_bus_numbers`);
+    modules on a bus without a number, or whose address does not fit the index, are
+    left out. Before the first snapshot only the gateway's own scalars are served. Ages
+    are the seconds at ``now`` (the agent keeps them as :class:`Elapsed` values and
+    resolves them per request instead).
+    """
+    items = [resolve(v, now)
+             for _, part in make_bank_parts(snapshot, now=now, bus_numbers=bus_numbers,
+                                            options=options, notifications=notifications)
+             for v in part]
+    items.sort(key=lambda v: v.oid)
+    return items
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pydantic
 import pytest
 
 from gateway.config import ConfigError, config_from_mapping
+from gateway.model import ModuleStatus
 from gateway.plugins import make_plugin_manager
 from plugins.snmp_agent import ber
 from plugins.snmp_agent import oid_map as om
@@ -125,17 +127,78 @@ def test_health_figures_include_the_v3_engines(bank_hub, bank_clock):
     assert figures["snmp_v3_invalid_msgs_total"] == 3
 
 
-def test_table_is_rebuilt_on_new_snapshot_and_new_second_only(bank_hub, bank_clock, bank):
+def served(table):
+    """Every variable as a request sees it now, and its encoded varbind."""
+    return [(table.variable(i), table.varbind(i)) for i in range(len(table))]
+
+
+def from_scratch(agent, now):
+    """What a table built from nothing serves for the hub's latest snapshot at ``now``."""
+    from plugins.snmp_agent.responder import Table
+
+    variables = om.make_oid_table(
+        agent._hub.latest, now=now, system=agent._system, options=agent._options,
+        bus_numbers=agent._bus_numbers, counters=agent.counter_values(),
+        notifications=agent.notifier.delivery_counts(), engine=agent.engine_info())
+    return served(Table(variables, live=agent._live, clock=lambda: now))
+
+
+def test_time_passing_rebuilds_nothing_and_ages_are_read_per_request(bank_hub, bank_clock):
     agent = make_agent(bank_hub, bank_clock)
-    first = agent.table()
-    bank_clock.now += 0.5
-    assert agent.table() is first
-    bank_clock.now += 0.6
-    second = agent.table()
-    assert second is not first
-    bank_hub.update("rs485_bms", modules=bank.make_modules(bank_clock.now),
-                    buses=bank.make_buses(bank_clock.now))
-    assert agent.table() is not second
+    table = agent.table()
+    rebuilds = agent._keeper.rebuilds
+    age = table.positions[om.MOD_DATA_AGE.oid + (1, 1)]
+    before = table.variable(age).value
+    bank_clock.now += 2.0
+    assert agent.table() is table and agent._keeper.rebuilds == rebuilds
+    assert table.variable(age).value == before + 2
+    assert served(table) == from_scratch(agent, bank_clock.now)
+
+
+def test_a_new_snapshot_patches_only_what_changed(bank_hub, bank_clock, bank):
+    agent = make_agent(bank_hub, bank_clock)
+    table = agent.table()
+    rebuilds = agent._keeper.rebuilds
+    modules = bank.make_modules(bank_clock.now)
+    changed = modules[0].telemetry
+    modules[0] = dataclasses.replace(modules[0], telemetry=dataclasses.replace(
+        changed, current_ma=changed.current_ma - 7))
+    bank_hub.update("rs485_bms", modules=modules, buses=bank.make_buses(bank_clock.now))
+    assert agent.table() is table and agent._keeper.rebuilds == rebuilds  # patched in place
+    current = table.variable(table.positions[om.MOD_CURRENT.oid + (1, 1)]).value
+    assert current == changed.current_ma - 7
+    assert served(table) == from_scratch(agent, bank_clock.now)
+
+
+def test_columns_that_come_and_go_rebuild_and_serve_as_from_scratch(bank_hub, bank_clock, bank):
+    agent = make_agent(bank_hub, bank_clock)
+    agent.table()
+    modules = bank.make_modules(bank_clock.now)
+    modules[1] = dataclasses.replace(modules[1], status=ModuleStatus.OFFLINE)  # loses values
+    bank_hub.update("rs485_bms", modules=modules, buses=bank.make_buses(bank_clock.now))
+    rebuilds = agent._keeper.rebuilds
+    table = agent.table()
+    assert agent._keeper.rebuilds == rebuilds + 1
+    assert om.MOD_CURRENT.oid + (1, 2) not in table.positions
+    assert served(table) == from_scratch(agent, bank_clock.now)
+
+
+def test_live_data_turning_stale_by_age_updates_the_table_without_a_snapshot(
+        bank_hub, bank_clock, bank):
+    modules = [dataclasses.replace(m, stale_after_s=30.0)
+               for m in bank.make_modules(bank_clock.now)]
+    bank_hub.update("rs485_bms", modules=modules, buses=bank.make_buses(bank_clock.now))
+    agent = make_agent(bank_hub, bank_clock)
+    table = agent.table()
+    voltage = om.MOD_VOLTAGE.oid + (1, 1)
+    assert voltage in table.positions
+    module = bank_hub.latest.module(1)
+    bank_clock.now = module.updated_at + module.stale_after_s + 0.5  # no new snapshot
+    table = agent.table()
+    assert voltage not in table.positions
+    assert table.variable(table.positions[om.MOD_STATUS.oid + (1, 1)]).value == int(
+        ModuleStatus.STALE)
+    assert served(table) == from_scratch(agent, bank_clock.now)
 
 
 def test_live_counters_and_uptime(bank_hub, bank_clock):
