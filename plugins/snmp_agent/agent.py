@@ -253,7 +253,9 @@ class SnmpAgent:
         out.append(Figure(name="snmp_refused_sources_total", value=c.refused_sources,
                           kind="counter", help="SNMP agent: requests dropped because the "
                           "source is not in the community's or v3 user's allowed_sources"))
-        out.extend(Figure(name=f"snmp_usm_{k}_total", value=v, kind="counter",
+        # Prometheus naming: no abbreviated units ("sec" reads as seconds to promtool)
+        out.extend(Figure(name=f"snmp_usm_{k.replace('_sec_', '_security_')}_total", value=v,
+                          kind="counter",
                           help=f"SNMP agent: usmStats {k.replace('_', ' ')} (RFC 3414)")
                    for k, v in self.usm_counter_values().items())
         v3 = self._v3.counters if self._v3 is not None else {}
