@@ -41,6 +41,7 @@ from plugins.snmp_agent.notifier import Notifier
 from plugins.snmp_agent.oid_map import BankOptions, EngineInfo, Syntax, SystemInfo, Variable
 from plugins.snmp_agent.responder import Outcome, Table, respond
 from plugins.snmp_agent.settings import SnmpAgentSettings
+from plugins.snmp_agent.standard_mibs import SERVED_OBJECT_OIDS, StandardViews, insert_standard
 
 if TYPE_CHECKING:
     from gateway.app import GatewayContext
@@ -99,6 +100,16 @@ def engine_identity(settings: SnmpAgentSettings, *, state_dir: Path | None, seed
     return engine_id, boots
 
 
+def battery_thresholds_known(context: GatewayContext) -> bool:
+    """Whether the alarm engine runs the bank_voltage_low and bank_voltage_eod rules that
+    upsBatteryStatus follows: read from the alarms plugin's config section data (its
+    code is not imported)."""
+    alarms = context.config.sections.get("alarms")
+    return alarms is not None and all(
+        getattr(getattr(alarms, kind, None), "enabled", False)
+        for kind in ("bank_voltage_low", "bank_voltage_eod"))
+
+
 # ------------------------------------------------------------------ the agent --------
 
 
@@ -127,7 +138,8 @@ class SnmpAgent:
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
                  state_dir: Path | None = None, gateway_name: str = "bms-gateway",
-                 software_version: str = __version__) -> None:
+                 software_version: str = __version__,
+                 battery_thresholds_known: bool = False) -> None:
         self._hub = hub
         self._clock = clock
         self._wall_clock = wall_clock
@@ -145,6 +157,8 @@ class SnmpAgent:
         self._table_key: tuple[int, int, int] | None = None
         self._generation = 0
         self._bus_numbers: dict[str, int] = {}
+        self._standard = StandardViews(software_version=software_version,
+                                       thresholds_known=battery_thresholds_known)
         self._live = {
             oid_map.UPTIME_OIDS[0]: lambda: self._uptime(oid_map.UPTIME_OIDS[0]),
             oid_map.UPTIME_OIDS[1]: lambda: self._uptime(oid_map.UPTIME_OIDS[1]),
@@ -166,7 +180,8 @@ class SnmpAgent:
     def from_context(cls, context: GatewayContext) -> SnmpAgent:
         return cls(context.section("snmp_agent"), context.hub, clock=context.clock,
                    wall_clock=context.wall_clock, state_dir=context.state_dir,
-                   gateway_name=context.config.core.name)
+                   gateway_name=context.config.core.name,
+                   battery_thresholds_known=battery_thresholds_known(context))
 
     def apply(self, settings: SnmpAgentSettings) -> None:
         """Take the settings that apply live (SIGHUP): communities, system group, sizes,
@@ -280,11 +295,14 @@ class SnmpAgent:
         if key != self._table_key or self._table is None:
             if snap is not None:
                 self._bus_numbers = oid_map.assign_bus_numbers(self._bus_numbers, snap)
-            variables = oid_map.make_oid_table(
+            variables = insert_standard(oid_map.make_oid_table(
                 snap, now=now, system=self._system, options=self._options,
                 bus_numbers=self._bus_numbers, counters=self.counter_values(),
-                notifications=self.notifier.delivery_counts(), engine=self.engine_info())
-            self._table = Table(variables, live=self._live)
+                notifications=self.notifier.delivery_counts(), engine=self.engine_info()),
+                self._standard.variables(snap, now=now, started_at=self.started_at,
+                                         bus_numbers=self._bus_numbers,
+                                         gateway_name=self._system.name))
+            self._table = Table(variables, live=self._live, objects=SERVED_OBJECT_OIDS)
             self._table_key = key
         return self._table
 
