@@ -117,11 +117,7 @@ def bank_items() -> list[dict]:
         item("bms.bank.modules_configured", "Modules configured", om.BANK_MODULES_CONFIGURED,
              value_type="UNSIGNED"),
         item("bms.bank.modules_online", "Modules with live data", om.BANK_MODULES_ONLINE,
-             value_type="UNSIGNED", triggers=[trigger(
-                 "bank-modules-offline", "Battery bank: modules without live data",
-                 f"{last('bms.bank.modules_online')}<{last('bms.bank.modules_configured')}",
-                 "AVERAGE", "Fewer modules have live data than are configured: the module "
-                 "discovery shows which (status stale, offline or never seen).")]),
+             value_type="UNSIGNED"),
         item("bms.bank.worst_status", "Worst module status", om.BANK_WORST_STATUS,
              value_type="UNSIGNED", valuemap="BMS module status"),
         item("bms.bank.worst_severity", "Worst active alarm severity", om.BANK_WORST_SEVERITY,
@@ -237,6 +233,15 @@ def alarm_discovery() -> dict:
     }
 
 
+def multi_item_triggers() -> list[dict]:
+    """Triggers on more than one item: Zabbix exports them beside the templates."""
+    return [trigger(
+        "bank-modules-offline", "Battery bank: modules without live data",
+        f"{last('bms.bank.modules_online')}<{last('bms.bank.modules_configured')}",
+        "AVERAGE", "Fewer modules have live data than are configured: the module "
+        "discovery shows which (status stale, offline or never seen).")]
+
+
 def template() -> dict:
     return {"zabbix_export": {
         "version": "7.0",
@@ -282,6 +287,7 @@ def template() -> dict:
                  "mappings": [{"value": str(v), "newvalue": text} for v, text in maps]}
                 for name, maps in VALUEMAPS.items()],
         }],
+        "triggers": multi_item_triggers(),
     }}
 
 

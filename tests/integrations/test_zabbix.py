@@ -90,6 +90,10 @@ def test_template_is_a_well_formed_zabbix_7_export(template):
                 assert key in keys + protos, key
     assert {m["macro"] for m in tpl["macros"]} >= {
         "{$SNMP_COMMUNITY}", "{$SNMPV3_USER}", "{$SNMPV3_AUTHPASS}", "{$SNMPV3_PRIVPASS}"}
+    for i in tpl["items"]:  # a trigger kept under an item names that item only
+        for t in i.get("triggers", []):
+            assert set(re.findall(r"/BMS gateway by SNMP/([^)\[,]+)", t["expression"])) == {
+                i["key"]}, t["name"]
     names = {d["name"] for d in tpl["discovery_rules"]}
     assert names == {"Battery modules", "Cells", "Temperature sensors", "Active alarms"}
 
