@@ -471,3 +471,22 @@ def test_a_stale_module_turns_unavailable_within_one_poll_cycle(snmp, bank):
                                                   "exists at this OID"]
     finally:
         agent.stop()
+
+
+@pytest.mark.parametrize(("alarms", "known"), [
+    ({}, True),
+    ({"bank_voltage_eod": {"enabled": False}}, False),
+    (None, False),
+])
+def test_battery_status_is_known_only_while_the_alarm_rules_run(alarms, known):
+    from gateway.app import GatewayContext
+    from gateway.cli import config_models
+    from gateway.config import config_from_mapping
+    from gateway.hub import Hub
+    from gateway.plugins import make_plugin_manager
+    from plugins.snmp_agent.agent import battery_thresholds_known
+
+    pm, _ = make_plugin_manager()
+    data = {"snmp_agent": {"port": 0}} | ({"alarms": alarms} if alarms is not None else {})
+    config = config_from_mapping(data, config_models(pm))
+    assert battery_thresholds_known(GatewayContext(config=config, hub=Hub())) is known
