@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # systemd: systemd-analyze checks config/bms-gateway.service (tests/test_systemd_unit.py);
 # mosquitto: the MQTT plugin's tests start a broker of their own; prometheus (promtool and
-# a real scraper), chromium (the status page) and curl (the docs' examples): the http plugin
-DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev systemd mosquitto mosquitto-clients prometheus chromium curl
+# a real scraper), chromium (the status page) and curl (the docs' examples): the http plugin;
+# prometheus-snmp-exporter: tests/integrations scrape the gateway with integrations/prometheus
+DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev systemd mosquitto mosquitto-clients \
+	prometheus chromium curl prometheus-snmp-exporter
 # benchmarks/modbus_read.py builds a small libmodbus server with the C compiler
 BENCH_DEBS := $(DEBS) gcc libc6-dev
 STAMP := $(VENV)/.installed

@@ -3,7 +3,9 @@
 What it measures (all on 127.0.0.1, client and agents sharing the machine's cores):
 
 * bulk walk: ``snmpbulkwalk -v2c -CrR`` of the agent's whole view (12 modules x 16 cells
-  x 6 sensors, two alarms) against snmpd walking hrSWRunTable, padded with idle
+  x 6 sensors, two alarms: BMS-GATEWAY-MIB with the standard ENTITY-MIB,
+  ENTITY-SENSOR-MIB and UPS-MIB views, about 8500 varbinds in all) against snmpd
+  walking hrSWRunTable, padded with idle
   ``sleep`` processes to about the same number of varbinds; median wall time of each
   walk divided by its varbind count, for R = 10, 25 and 64. The headline ratio is the
   worst of the three (goal <= 2x).

@@ -42,6 +42,7 @@ from plugins.snmp_agent.notifier import Notifier
 from plugins.snmp_agent.oid_map import BankOptions, EngineInfo, Syntax, SystemInfo, Variable
 from plugins.snmp_agent.responder import Outcome, Table, respond
 from plugins.snmp_agent.settings import SnmpAgentSettings
+from plugins.snmp_agent.standard_mibs import SERVED_OBJECT_OIDS, StandardViews
 from plugins.snmp_agent.table_keeper import TableKeeper
 
 if TYPE_CHECKING:
@@ -101,6 +102,16 @@ def engine_identity(settings: SnmpAgentSettings, *, state_dir: Path | None, seed
     return engine_id, boots
 
 
+def battery_thresholds_known(context: GatewayContext) -> bool:
+    """Whether the alarm engine runs the bank_voltage_low and bank_voltage_eod rules that
+    upsBatteryStatus follows: read from the alarms plugin's config section data (its
+    code is not imported)."""
+    alarms = context.config.sections.get("alarms")
+    return alarms is not None and all(
+        getattr(getattr(alarms, kind, None), "enabled", False)
+        for kind in ("bank_voltage_low", "bank_voltage_eod"))
+
+
 # ------------------------------------------------------------------ the agent --------
 
 
@@ -129,7 +140,8 @@ class SnmpAgent:
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
                  state_dir: Path | None = None, gateway_name: str = "bms-gateway",
-                 software_version: str = __version__) -> None:
+                 software_version: str = __version__,
+                 battery_thresholds_known: bool = False) -> None:
         self._hub = hub
         self._clock = clock
         self._wall_clock = wall_clock
@@ -148,6 +160,8 @@ class SnmpAgent:
         self._module_rows = oid_map.ModuleRowsCache()
         self._generation = 0
         self._bus_numbers: dict[str, int] = {}
+        self._standard = StandardViews(software_version=software_version,
+                                       thresholds_known=battery_thresholds_known)
         self._live = {
             oid_map.UPTIME_OIDS[0]: lambda: self._uptime(oid_map.UPTIME_OIDS[0]),
             oid_map.UPTIME_OIDS[1]: lambda: self._uptime(oid_map.UPTIME_OIDS[1]),
@@ -158,7 +172,8 @@ class SnmpAgent:
             **{oid: self._notification_fn(oid, i)
                for i, oid in enumerate(oid_map.NOTIFICATION_COUNT_OIDS)},
         }
-        self._keeper = TableKeeper(live=self._live, clock=self._clock)
+        self._keeper = TableKeeper(live=self._live, clock=self._clock,
+                                   objects=SERVED_OBJECT_OIDS)
         #: traps and informs; sysUpTime in them is this agent's
         self.notifier = Notifier(
             settings.notifications, hub, clock=clock,
@@ -172,7 +187,8 @@ class SnmpAgent:
     def from_context(cls, context: GatewayContext) -> SnmpAgent:
         return cls(context.section("snmp_agent"), context.hub, clock=context.clock,
                    wall_clock=context.wall_clock, state_dir=context.state_dir,
-                   gateway_name=context.config.core.name)
+                   gateway_name=context.config.core.name,
+                   battery_thresholds_known=battery_thresholds_known(context))
 
     def apply(self, settings: SnmpAgentSettings) -> None:
         """Take the settings that apply live (SIGHUP): communities, system group, sizes,
@@ -298,6 +314,9 @@ class SnmpAgent:
             parts: list[oid_map.Part] = [("system", oid_map.make_system_variables(
                 self._system, now=now, started_at=self._options.started_at,
                 counters=self.counter_values()))]
+            parts += self._standard.parts(snap, now=now, started_at=self.started_at,
+                                          bus_numbers=self._bus_numbers,
+                                          gateway_name=self._system.name)
             parts += oid_map.make_bank_parts(
                 snap, now=now, bus_numbers=self._bus_numbers, options=self._options,
                 notifications=self.notifier.delivery_counts(), modules=self._module_rows)

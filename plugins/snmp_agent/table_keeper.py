@@ -32,9 +32,10 @@ class TableKeeper:
     """The table for successive lists of parts, built incrementally."""
 
     def __init__(self, *, live: Mapping[OID, Callable[[], Variable]],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], objects: frozenset[OID] | None = None) -> None:
         self._live = live
         self._clock = clock
+        self._objects = objects
         self.table: Table | None = None
         self._parts: dict[object, tuple[list[Variable], list[int]]] = {}
         self._keys: list[object] = []
@@ -66,7 +67,8 @@ class TableKeeper:
 
     def _rebuild(self, parts: Sequence[Part]) -> Table:
         variables = sorted((v for _, items in parts for v in items), key=lambda v: v.oid)
-        table = Table(variables, live=self._live, clock=self._clock, reuse=self.table)
+        extra = {} if self._objects is None else {"objects": self._objects}
+        table = Table(variables, live=self._live, clock=self._clock, reuse=self.table, **extra)
         self._parts = {key: (items, [table.positions[v.oid] for v in items])
                        for key, items in parts}
         self._keys = [k for k, _ in parts]

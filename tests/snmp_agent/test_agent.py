@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import subprocess
@@ -17,6 +18,7 @@ from plugins.snmp_agent import ber
 from plugins.snmp_agent import oid_map as om
 from plugins.snmp_agent.agent import STATE_FILE, SnmpAgent, engine_identity
 from plugins.snmp_agent.settings import SnmpAgentSettings, default_config
+from plugins.snmp_agent.standard_mibs import SERVED_OBJECT_OIDS, insert_standard
 
 SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 
@@ -136,11 +138,15 @@ def from_scratch(agent, now):
     """What a table built from nothing serves for the hub's latest snapshot at ``now``."""
     from plugins.snmp_agent.responder import Table
 
-    variables = om.make_oid_table(
+    standard = copy.deepcopy(agent._standard)  # the entity state as the agent has it
+    variables = insert_standard(om.make_oid_table(
         agent._hub.latest, now=now, system=agent._system, options=agent._options,
         bus_numbers=agent._bus_numbers, counters=agent.counter_values(),
-        notifications=agent.notifier.delivery_counts(), engine=agent.engine_info())
-    return served(Table(variables, live=agent._live, clock=lambda: now))
+        notifications=agent.notifier.delivery_counts(), engine=agent.engine_info()),
+        standard.variables(agent._hub.latest, now=now, started_at=agent.started_at,
+                           bus_numbers=agent._bus_numbers, gateway_name=agent._system.name))
+    return served(Table(variables, live=agent._live, clock=lambda: now,
+                        objects=SERVED_OBJECT_OIDS))
 
 
 def test_time_passing_rebuilds_nothing_and_ages_are_read_per_request(bank_hub, bank_clock):

@@ -15,6 +15,7 @@ import pytest
 from gateway.model import ModuleStatus
 from plugins.snmp_agent import ber
 from plugins.snmp_agent import oid_map as om
+from plugins.snmp_agent import standard_mibs
 
 pytestmark = pytest.mark.e2e
 
@@ -156,7 +157,9 @@ def test_walks_agree_and_cover_the_table(v2c_agent, snmp, bank):
 def test_every_served_oid_resolves_to_a_mib_name_and_every_object_is_served(
         v2c_agent, snmp, bank):
     numbered = walk_lines(snmp, bank, v2c_agent, "snmpbulkwalk", "-On", "-Cr25")
-    out = walk_lines(snmp, bank, v2c_agent, "snmpbulkwalk", "-Cr25", *mib_args(bank))
+    out = walk_lines(snmp, bank, v2c_agent, "snmpbulkwalk", "-Cr25", "-m",
+                     "SNMPv2-MIB:BMS-GATEWAY-MIB:ENTITY-SENSOR-MIB:UPS-MIB", "-M",
+                     f"+{bank.MIBS}")
     names = set()
     usm = set()
     for line in out:
@@ -164,10 +167,12 @@ def test_every_served_oid_resolves_to_a_mib_name_and_every_object_is_served(
             # usmStats: SNMP-USER-BASED-SM-MIB is not among the shipped MIBs
             usm.add(int(line.split(".")[4]))
             continue
-        assert re.match(r"^(SNMPv2-MIB|BMS-GATEWAY-MIB|SNMP-FRAMEWORK-MIB)::[a-zA-Z][a-zA-Z0-9]*\.\d",
-                        line), line
+        assert re.match(r"^(SNMPv2-MIB|BMS-GATEWAY-MIB|SNMP-FRAMEWORK-MIB|ENTITY-MIB|"
+                        r"ENTITY-SENSOR-MIB|UPS-MIB)::[a-zA-Z][a-zA-Z0-9]*\.\d", line), line
         names.add(line.split("::")[1].split(".")[0])
-    assert names == set(om.OBJECT_TYPES) - {o.name for o in om.USM_COUNTERS.values()}
+    # upsEstimatedMinutesRemaining waits for a backup-time estimate (standard_mibs.backup_time)
+    assert names == (set(om.OBJECT_TYPES) | set(standard_mibs.OBJECT_TYPES)) - {
+        o.name for o in om.USM_COUNTERS.values()} - {"upsEstimatedMinutesRemaining"}
     assert usm == {o.oid[-1] for o in om.USM_COUNTERS.values()}
     assert len(out) == len(numbered)
 
