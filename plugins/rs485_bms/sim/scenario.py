@@ -18,8 +18,10 @@ checksum), ``wrong_address`` (the answer carries another ADR), ``duplicate_addre
 zeros), ``flags`` (raw status fields of the 0x44 answer set, e.g.
 ``{protect1: 1, fault_state: 32}``), ``cell_ramp`` (one cell's voltage moves linearly)
 ``transport_drop`` (the simulator closes the TCP connection / the pty goes away until
-``until_s``) and ``foreign_master`` (another master polls the bus: unsolicited requests
-every 200 ms).
+``until_s``), ``foreign_master`` (another master polls the bus: unsolicited requests
+every 200 ms) and ``mains_failure`` (the whole bank: the rectifier stops and the site
+load ``load_a`` draws from the bank until ``until_s``; see the bank model in
+:mod:`.physics`).
 
 ``packs`` are DIP addresses (0..15); whether they are in the simulated bank is checked
 when the bank is known (:meth:`Scenario.check`, which needs only the family and the
@@ -40,6 +42,7 @@ from gateway.config import ConfigError, Problem, Section, parse_yaml, validate_m
 
 from plugins.rs485_bms.protocol import PaceAlarm, PylonAlarm, SeplosAlarm
 from plugins.rs485_bms.protocol.families import Family
+from plugins.rs485_bms.sim.physics import Outage
 
 #: The status (0x44) block of each family the simulator speaks.
 _STATUS_BLOCKS = {Family.PACE_V25: PaceAlarm, Family.PYLONTECH: PylonAlarm,
@@ -65,6 +68,7 @@ class FaultKind(enum.StrEnum):
     CELL_RAMP = "cell_ramp"
     TRANSPORT_DROP = "transport_drop"
     FOREIGN_MASTER = "foreign_master"
+    MAINS_FAILURE = "mains_failure"
 
 
 #: Faults whose answer comes ``delay_ms`` after the request: a step needs one.
@@ -88,12 +92,17 @@ class Step(Section):
     to_mv: int = pydantic.Field(3300, ge=0, le=5000)
     duration_s: float = pydantic.Field(60, gt=0)
     wrong_address: int = pydantic.Field(15, ge=0, le=255)
+    load_a: float = pydantic.Field(
+        40.0, ge=0, le=5000, description="mains_failure: the site load on the bank")
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> Step:
         if self.until_s is not None and self.until_s <= self.at_s:
             raise ValueError(f"until_s ({self.until_s:g}) must be later than at_s "
                              f"({self.at_s:g})")
+        if self.fault is FaultKind.MAINS_FAILURE and self.packs:
+            raise ValueError("a mains_failure step applies to the whole bank: leave out "
+                             "packs")
         if self.fault in DELAYED and self.delay_ms == 0:
             raise ValueError(f"a {self.fault.value} step needs delay_ms > 0 (how much "
                              "later than usual the answer starts)")
@@ -120,6 +129,11 @@ class Scenario(Section):
     def active(self, t: float, address: int | None = None, cid2: int | None = None
                ) -> list[Step]:
         return [s for s in self.steps if s.active(t, address, cid2)]
+
+    def outages(self) -> list[Outage]:
+        """The ``mains_failure`` steps, for the bank's physics."""
+        return [Outage(s.at_s, s.until_s, s.load_a * 1000) for s in self.steps
+                if s.fault is FaultKind.MAINS_FAILURE]
 
     def transport_back_at(self, t: float) -> float | None:
         """When no ``transport_drop`` step is active any more (``t`` if none is now);
