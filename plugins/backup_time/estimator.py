@@ -124,22 +124,22 @@ def seconds_to_empty(supplies: Sequence[Supply], discharge_ma: float, *,
     if not active:
         return None
     t_h = 0.0
-    while True:
+    for _ in range(len(active) + 1):  # each round takes at least one module off
         active = [a for a in active if a[0] > 0]
         if not active:
-            return t_h * 3600, CAPACITY
+            break
         if module_limit_ma is not None and len(active) * module_limit_ma < discharge_ma:
             return t_h * 3600, MODULE
         total = sum(a[1] for a in active)
         rates = [discharge_ma * a[1] / total for a in active]
-        dt = min(a[0] / r for a, r in zip(active, rates))
+        lasts = [a[0] / r if r > 0 else math.inf for a, r in zip(active, rates)]
+        dt = min(lasts)
+        if dt == math.inf:  # shares too small to carry anything: nothing delivers
+            break
         t_h += dt
-        for a, r in zip(active, rates):
-            a[0] = a[0] - r * dt
-        # the module(s) that ran out are exactly at zero; guard float residue
-        for a, r in zip(active, rates):
-            if a[0] <= r * dt * 1e-9:
-                a[0] = 0.0
+        for a, r, last in zip(active, rates, lasts):
+            a[0] = 0.0 if last <= dt else a[0] - r * dt
+    return t_h * 3600, CAPACITY
 
 
 def seconds_to_eod(supplies: Sequence[Supply], discharge_ma: float, *,

@@ -151,15 +151,20 @@ def _missing_mah(snapshot: BankSnapshot) -> float | None:
 
 
 def _observe(d: Discharge, snapshot: BankSnapshot, now: float, current_ma: int,
-             power_mw: int | None, eod_mv: int) -> Discharge:
+             power_mw: int | None, eod_mv: int, *, discharging: bool = True) -> Discharge:
     """``d`` carried forward to ``now``: charge and energy integrated (each sample holds
-    until the next), extremes updated."""
+    until the next); the end SOC and the extremes follow only samples that discharge (not
+    those of the debounce after the outage ended)."""
     dt = now - d.last_at
     mas, mws = d.delivered_mas, d.delivered_mws
     if 0 < dt <= MAX_GAP_S:
         mas += max(0, -d.last_current_ma) * dt
         if d.last_power_mw is not None:
             mws += max(0, -d.last_power_mw) * dt
+    if not discharging:
+        return replace(d, last_at=now, last_wall_time=snapshot.wall_time,
+                       last_current_ma=current_ma, last_power_mw=power_mw,
+                       delivered_mas=mas, delivered_mws=mws)
     b = snapshot.bank
     v_min = d.voltage_min_mv
     if b.voltage_mean_mv is not None and (v_min is None or b.voltage_mean_mv < v_min):
@@ -283,7 +288,8 @@ def step(state: BackupState, snapshot: BankSnapshot, now: float,
     # carry the discharge under way (and a candidate) forward with this snapshot
     if current is not None:
         if discharge is not None and not restored:
-            discharge = _observe(discharge, snapshot, now, current, power, s.eod_mv)
+            discharge = _observe(discharge, snapshot, now, current, power, s.eod_mv,
+                                 discharging=raw is BankState.DISCHARGING)
         if candidate is not None:
             candidate = _observe(candidate, snapshot, now, current, power, s.eod_mv)
 

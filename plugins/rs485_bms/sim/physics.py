@@ -153,6 +153,8 @@ class SimBank:
         self._origin = _Point(0.0, tuple(p.soc0 for p in self.packs),
                               tuple(0.0 for _ in self.packs))
         self._checkpoints: list[_Point] = [self._origin]
+        self._cursor = self._origin  #: the newest whole step reached
+        self._memo: tuple[float, _Point] | None = None
 
     # ------------------------------------------------------------------ the model ---
     def mains_on(self, t: float) -> bool:
@@ -197,22 +199,27 @@ class SimBank:
         return _Point(p.t + dt, soc, out)
 
     def _point(self, t: float) -> _Point:
+        """Every pack's SOC at ``t``: whole steps along the one chain from 0 s (from the
+        newest checkpoint or the last whole step reached before ``t``), then a part step."""
         t = max(0.0, t)
+        if self._memo is not None and self._memo[0] == t:
+            return self._memo[1]
         cps = self._checkpoints
         p = cps[max(0, bisect.bisect_right([c.t for c in cps], t) - 1)]
-        while p.t + CHECKPOINT_S <= t:
-            for _ in range(int(CHECKPOINT_S / STEP_S)):
-                p = self._advance(p, STEP_S)
+        if self._cursor.t <= t and self._cursor.t > p.t:
+            p = self._cursor
+        while p.t + STEP_S <= t:
+            p = self._advance(p, STEP_S)
             p = _Point(round(p.t, 6), p.soc, p.discharged_mah)
-            if p.t > cps[-1].t:
+            if p.t % CHECKPOINT_S == 0 and p.t > cps[-1].t:
                 cps.append(p)
                 if len(cps) > CHECKPOINTS_KEPT:
                     del cps[1]  # the origin stays
-        while p.t + STEP_S <= t:
-            p = self._advance(p, STEP_S)
-        if t > p.t:
-            p = self._advance(p, t - p.t)
-        return p
+        if p.t > self._cursor.t:
+            self._cursor = p
+        q = self._advance(p, t - p.t) if t > p.t else p
+        self._memo = (t, q)
+        return q
 
     # ------------------------------------------------------------------ answers -----
     def soc(self, t: float) -> tuple[float, ...]:
