@@ -250,6 +250,7 @@ class _Observer:
                 self.put("cell_spread_high", p, _threshold(
                     rule, spread, f"module {p} cell spread {spread} mV (cells {top[0]}/"
                     f"{bottom[0]}), limit {rule.raise_level} mV", sub_index=top[0]))
+        self.imbalance_trend(p)
         for kind in ("pack_voltage_high", "pack_voltage_low"):
             rule = self._on(kind)
             if rule is not None:
@@ -275,6 +276,20 @@ class _Observer:
                 self.put(kind, p, _threshold(
                     rule, value, "" if value is None else
                     f"module {p} {what} {_pct(value)}, limit {_pct(rule.raise_level)}"))
+
+    def imbalance_trend(self, p: int) -> None:
+        """The rise of the module's daily mean cell imbalance that the backup_time
+        processor puts into the snapshot; unknown without it or with under 2 days."""
+        rule = self._on("cell_imbalance_rising")
+        if rule is None:
+            return
+        backup = self.snap.backup
+        trend = backup.module_imbalance(p) if backup is not None else None
+        rise = None if trend is None else trend.rise_mv
+        self.put("cell_imbalance_rising", p, _threshold(
+            rule, rise, "" if trend is None or rise is None else
+            f"module {p} cell imbalance up {rise} mV in {trend.days - 1} d, now "
+            f"{trend.today_mean_mv} mV, limit {rule.raise_level} mV"))
 
     def temperatures(self, m: ModuleReading) -> None:
         t = m.telemetry
