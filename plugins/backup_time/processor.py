@@ -27,16 +27,14 @@ class BackupProcessor:
                  ) -> None:
         self.settings = settings
         self.state = state or BackupState()
-        self.urgent = False  #: records changed: save at once
         self.last_saved_at: float | None = None
-        self.wakeup = asyncio.Event()
+        self.wakeup = asyncio.Event()  #: set when a record or an outage begins or ends
 
     def process(self, snapshot: BankSnapshot, now: float
                 ) -> tuple[BankSnapshot, Sequence[Event]]:
         out = tracker.step(self.state, snapshot, now, self.settings)
         self.state = out.state
         if out.records_changed:
-            self.urgent = True
             self.wakeup.set()
         for ev in out.events:
             if isinstance(ev, BankOnBattery):
@@ -88,7 +86,6 @@ class BackupService:
                 except TimeoutError:
                     pass
                 p.wakeup.clear()
-                p.urgent = False
                 if self.state_dir is not None:
                     await asyncio.shield(asyncio.to_thread(self._write,
                                                            p.snapshot_for_disk()))

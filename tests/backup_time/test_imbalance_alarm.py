@@ -12,8 +12,7 @@ from plugins.alarms import rules
 from plugins.alarms.rules import Action, AlarmState
 from plugins.alarms.settings import AlarmsSettings
 
-from tests.backup_time.conftest import reading, snapshot_of
-from tests.backup_time.test_tracker import pack
+from tests.backup_time.bank_snapshots import pack, reading, snapshot_of
 
 
 def snap(t: float, rise: int | None, *, with_trend: bool = True):

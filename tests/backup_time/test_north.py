@@ -20,8 +20,7 @@ from plugins.modbus_tcp import register_map as rm
 from plugins.modbus_tcp.fields import decode_value
 from plugins.snmp_agent import notifications, oid_map as om
 
-from tests.backup_time.conftest import WALL0, reading, snapshot_of
-from tests.backup_time.test_tracker import pack
+from tests.backup_time.bank_snapshots import WALL0, pack, reading, snapshot_of
 
 RECORD = DischargeRecord(number=3, started_wall_time=WALL0, ended_wall_time=WALL0 + 600,
                          duration_s=600, delivered_mah=6667, delivered_wh=347,

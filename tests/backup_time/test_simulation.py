@@ -13,7 +13,7 @@ from plugins.backup_time.settings import BackupTimeSettings
 from plugins.backup_time.tracker import BackupState, step
 from plugins.rs485_bms.sim.physics import Outage, SimBank, SimPack
 
-from tests.backup_time.conftest import WALL0, sim_snapshot
+from tests.backup_time.bank_snapshots import WALL0, sim_snapshot
 
 POLL_S = 5.0
 OUT_AT, OUT_UNTIL, LOAD_MA = 300.0, 300.0 + 2 * 3600, 120_000

@@ -13,18 +13,9 @@ from plugins.backup_time import store
 from plugins.backup_time.settings import BackupTimeSettings
 from plugins.backup_time.tracker import BackupState, step
 
-from tests.backup_time.conftest import WALL0, reading, snapshot_of
-from plugins.rs485_bms.sim.physics import PackState
+from tests.backup_time.bank_snapshots import WALL0, pack, reading, snapshot_of
 
 S = BackupTimeSettings(debounce_s=10, smoothing_window_s=60)
-
-
-def pack(current_ma: int, *, soc: int = 800, cells: tuple[int, ...] = (3300,) * 16,
-         voltage_mv: int | None = None, temp: int = 250) -> PackState:
-    return PackState(cell_mv=cells, temp_dc=(temp,) * 6, current_ma=current_ma,
-                     voltage_mv=sum(cells) if voltage_mv is None else voltage_mv,
-                     remaining_mah=soc * 100, full_mah=100_000, design_mah=100_000,
-                     cycles=1, soc_permille=soc, soh_permille=1000, balancing=(False,) * 16)
 
 
 def snap(t: float, *currents: int, status=ModuleStatus.OK, **kw):

@@ -1,4 +1,5 @@
-"""Helpers of the backup_time tests: snapshots made from the simulator's bank physics."""
+"""Helpers of the backup_time tests: module readings and snapshots, by hand or from the
+simulator's bank physics. Imported by the tests (no fixtures here)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ from plugins.rs485_bms.sim.physics import PackState, SimBank
 
 WALL0 = 1_780_000_000.0  #: the wall clock at simulator time 0 (2026-05-28)
 ROLES = (TempRole.CELL,) * 4 + (TempRole.MOSFET, TempRole.AMBIENT)
+
+
+def pack(current_ma: int, *, soc: int = 800, cells: tuple[int, ...] = (3300,) * 16,
+         voltage_mv: int | None = None, temp: int = 250) -> PackState:
+    """A 100 Ah pack's reading at ``soc`` per mille carrying ``current_ma``."""
+    return PackState(cell_mv=cells, temp_dc=(temp,) * 6, current_ma=current_ma,
+                     voltage_mv=sum(cells) if voltage_mv is None else voltage_mv,
+                     remaining_mah=soc * 100, full_mah=100_000, design_mah=100_000,
+                     cycles=1, soc_permille=soc, soh_permille=1000, balancing=(False,) * 16)
 
 
 def reading(position: int, s: PackState | None, *, t: float,
