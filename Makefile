@@ -3,7 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev
+# systemd: systemd-analyze checks config/bms-gateway.service (tests/test_systemd_unit.py);
+# mosquitto: the MQTT plugin's tests start a broker of their own; prometheus (promtool and
+# a real scraper), chromium (the status page) and curl (the docs' examples): the http plugin
+DEBS := snmp snmpd snmptrapd smitools mbpoll libmodbus-dev systemd mosquitto mosquitto-clients prometheus chromium curl
 # benchmarks/modbus_read.py builds a small libmodbus server with the C compiler
 BENCH_DEBS := $(DEBS) gcc libc6-dev
 STAMP := $(VENV)/.installed
@@ -27,7 +30,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# The Debian packages the tests talk to (net-snmp tools, smilint, mbpoll, libmodbus).
+# The Debian packages the tests talk to (net-snmp tools, smilint, mbpoll, libmodbus,
+# systemd-analyze, mosquitto; prometheus for promtool and a real scraper, chromium for
+# the status page, curl for the docs' examples).
 debs:
 	@missing=$$(for p in $(or $(PACKAGES),$(DEBS)); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

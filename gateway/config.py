@@ -8,8 +8,11 @@ Loading rules:
   or ``0o`` (``010`` is ten, not eight), and ``1:30`` is a string.
 * A key that appears twice in one mapping is an error (YAML would let the last win).
 * ``${NAME}`` and ``${NAME:-default}`` inside a string take the value of an
-  environment variable; a value that came from the environment is treated as a secret
-  and redacted wherever the config is printed or logged.
+  environment variable. Where the config is printed, secrets are redacted: every
+  ``pydantic.SecretStr`` field (communities, keys, passphrases), whether its value came
+  from the environment or was written in clear, and the password of a URL
+  (``socket://user:password@host:port``); other values show as they are, wherever
+  they came from (a scenario path from ``${...}`` is no secret).
 * Every problem is reported as ``FILE:LINE: key.path: message``; unknown keys and
   unknown plugin names get a "did you mean".
 """
@@ -98,6 +101,7 @@ class ConfigDocument:
     file: str
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
+    #: the paths of secret values (``SecretStr`` fields, found by the validation)
     secrets: set[Path_] = field(default_factory=set)
     #: what reading found (duplicate keys, unset ${ENV}, aliases); validation reports
     #: these together with its own, so that every problem is listed at once
@@ -170,7 +174,6 @@ def _to_python(node: yaml.Node, path: Path_, doc: ConfigDocument, loader: _Loade
             doc.replaced.add(_dotted(path))
             return ""
         value = _ENV.sub(sub, value)
-        doc.secrets.add(path)
     return value
 
 
@@ -260,10 +263,10 @@ class GatewayConfig:
         return name in self.sections
 
     def redacted(self) -> dict[str, Any]:
-        """The configuration as given, with every secret replaced by ``********``: each
-        value that came from the environment, and each value of a secret field
-        (``pydantic.SecretStr``: communities, passphrases) even when written in clear,
-        in disabled sections too."""
+        """The configuration as given (``${...}`` substituted), with every secret
+        replaced by ``********``: each value of a secret field (``pydantic.SecretStr``:
+        communities, keys, passphrases), from the environment or written in clear, in
+        disabled sections too, and the password in a URL's user information."""
         return redact(self.document)
 
 
@@ -281,6 +284,21 @@ def _secret_paths(value: Any, path: Path_) -> set[Path_]:
     return set()
 
 
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def redact_url_password(text: str) -> str:
+    """``scheme://user:********@host...`` for ``scheme://user:password@host...``. The
+    password may hold ``/`` or ``@``: the user information ends at the last ``@``."""
+    m = _URL_SCHEME.match(text)
+    if m is None:
+        return text
+    userinfo, at, host = text[m.end():].rpartition("@")
+    if not at or ":" not in userinfo:
+        return text
+    return f"{m.group()}{userinfo.split(':', 1)[0]}:{REDACTED}@{host}"
+
+
 def redact(doc: ConfigDocument) -> Any:
     def walk(value: Any, path: Path_) -> Any:
         if path in doc.secrets:
@@ -289,6 +307,8 @@ def redact(doc: ConfigDocument) -> Any:
             return {k: walk(v, path + (k,)) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v, path + (i,)) for i, v in enumerate(value)]
+        if isinstance(value, str):
+            return redact_url_password(value)
         return value
     return walk(doc.data, ())
 

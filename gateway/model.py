@@ -197,6 +197,9 @@ class LinkCounters:
     wrong_address: int = 0  #: answers from an unexpected ADR
     no_data: int = 0  #: answers that carried no usable data (e.g. all-zero analog)
     garbage_bytes: int = 0  #: bytes outside any frame
+    #: answers that carried ADR 00 (an RS232 console port answers so whatever the module's
+    #: address) and were taken as the answer to the request in flight
+    adr0_answers: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,6 +238,16 @@ class ModuleReading:
         return self.status is ModuleStatus.OK
 
 
+class BusPolling(enum.Enum):
+    """How a bus is polled right now."""
+
+    PER_ADDRESS = "per_address"  #: each module at its own address
+    MASTER = "master"  #: the group master answers for the bank (INFO = FF)
+    #: a master-mode bus whose master stopped answering: each module at its own address
+    #: until the master answers again
+    MASTER_FALLBACK = "master_fallback"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BusStatus:
     """One RS485 port (bus) and its transport."""
@@ -247,6 +260,8 @@ class BusStatus:
     cycles: int = 0
     reconnects: int = 0
     counters: LinkCounters = field(default_factory=LinkCounters)
+    polling: BusPolling = BusPolling.PER_ADDRESS
+    master_fallbacks: int = 0  #: times a master-mode bus fell back to polling one by one
 
 
 class Severity(enum.IntEnum):

@@ -1,13 +1,16 @@
 """The README's promise: `bms-gateway run` with no config polls a simulated 12-pack bank
-and serves it over SNMP (127.0.0.1:1161) and Modbus-TCP (127.0.0.1:1502), read here by
-net-snmp and mbpoll, then stops cleanly on SIGTERM."""
+and serves it over SNMP (127.0.0.1:1161), Modbus-TCP (127.0.0.1:1502) and HTTP (the
+status page on http://127.0.0.1:8080/), read here by net-snmp, mbpoll and urllib, then
+stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -76,6 +79,12 @@ def test_default_run_serves_the_simulated_bank(default_gateway, repo):
     # the first module's block: its status register reads 1 (ok) on Modbus too
     code, out = mbpoll("-r", "1000", "-c", "4")
     assert code == 0 and 1 in registers(out).values(), out
+    # the status page and its JSON API on 127.0.0.1:8080
+    with urllib.request.urlopen("http://127.0.0.1:8080/api/v1/bank", timeout=10) as r:
+        bank = json.loads(r.read())
+    assert bank["bank"]["modules_online"] == 12 and len(bank["modules"]) == 12
+    with urllib.request.urlopen("http://127.0.0.1:8080/", timeout=10) as r:
+        assert 'src="static/app.js"' in r.read().decode()
 
     default_gateway.send_signal(signal.SIGTERM)
     assert default_gateway.wait(timeout=5) == 0

@@ -21,13 +21,15 @@ How one evaluation works:
 3. **Number and damp.** Raises, then clears, take the next sequence numbers in key
    order. Module alarms of one kind beyond the storm limit are absorbed into one
    ``alarm_storm`` summary: they are raised and cleared like the others (alarm table,
-   event log) but not announced.
+   event log) but not announced. A clear reports the alarm as it ends: the value at
+   clearing, the clear level it reached as threshold, and a text that says both (never
+   the raise's value).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from gateway.model import (
@@ -69,6 +71,9 @@ class Observation:
     threshold: int | None = None
     sub_index: int = 0
     text: str = ""
+    #: what a clear on this observation says: the value now, the level it reached
+    clear_text: str = ""
+    clear_threshold: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,18 +152,28 @@ def _compare(rule: Threshold, value: int) -> Level:
     return Level.CLEAR if value >= rule.clear_level else Level.BAND
 
 
-def _threshold(rule: Threshold, value: int | None, text: str, *, sub_index: int = 0
-               ) -> Observation:
+def _threshold(rule: Threshold, value: int | None, text: str, *, sub_index: int = 0,
+               subject: str = "", fmt: Callable[[int], str] = str) -> Observation:
+    """A threshold observation. ``subject`` and ``fmt`` word its clear: "``subject``
+    ``fmt(value)`` <= ``fmt(clear level)`` (limit ``fmt(raise level)`` - ``fmt(hysteresis)``)"."""
     level = Level.UNKNOWN if value is None else _compare(rule, value)
+    clear_text = ""
+    if value is not None and subject:
+        op, sign = ("<=", "-") if rule.HIGH else (">=", "+")
+        hysteresis = abs(rule.raise_level - rule.clear_level)
+        clear_text = (f"{subject} {fmt(value)} {op} {fmt(rule.clear_level)} "
+                      f"(limit {fmt(rule.raise_level)} {sign} {fmt(hysteresis)})")
     return Observation(level, rule.level, rule.raise_delay_s, rule.clear_delay_s, value,
-                       rule.raise_level, sub_index, text)
+                       rule.raise_level, sub_index, text, clear_text,
+                       None if value is None else rule.clear_level)
 
 
 def _rule_obs(rule: Rule, level: Level, text: str = "", *, severity: Severity | None = None,
               value: int | None = None, threshold: int | None = None,
-              sub_index: int = 0) -> Observation:
+              sub_index: int = 0, clear_text: str = "",
+              clear_threshold: int | None = None) -> Observation:
     return Observation(level, severity or rule.level, rule.raise_delay_s, rule.clear_delay_s,
-                       value, threshold, sub_index, text)
+                       value, threshold, sub_index, text, clear_text, clear_threshold)
 
 
 def _worst(values: Iterable[tuple[int, int | None]], high: bool) -> tuple[int, int] | None:
@@ -180,6 +195,23 @@ def _c(dc: int) -> str:
 
 def _pct(permille: int) -> str:
     return f"{permille / 10:.1f} %"
+
+
+def _a(ma: int) -> str:
+    return f"{ma / 1000:.1f} A"
+
+
+def _mv(mv: int) -> str:
+    return f"{mv} mV"
+
+
+def _s(seconds: int) -> str:
+    return f"{seconds} s"
+
+
+#: (position, telemetry) -> (the settings they were observed with, the observations)
+_VALUES: dict[tuple[int, object], tuple[object, dict[Key, Observation]]] = {}
+_VALUES_MAX = 4096
 
 
 class _Observer:
@@ -209,7 +241,8 @@ class _Observer:
         for m in self.snap.modules:
             self.comm(m)
             if m.status is ModuleStatus.OK and m.telemetry is not None:
-                self.values(m)
+                self.module_values(m)
+                self.imbalance_trend(m.position)  # not memoized: it is not telemetry
             if m.status is ModuleStatus.OK and m.bms is not None:
                 self.bms(m)
         self.duplicates()
@@ -219,6 +252,26 @@ class _Observer:
         return self.obs
 
     # --------------------------------------------------------------- module values --
+    def module_values(self, m: ModuleReading) -> None:
+        """:meth:`values`, remembered while the module's telemetry and the settings stay
+        the same: the poller publishes after each module, so most snapshots change one
+        module and the others' observations are what they were (a pure function's
+        memo: nothing here depends on the time)."""
+        key = (m.position, m.telemetry)
+        hit = _VALUES.get(key)
+        if hit is not None and hit[0] is self.s:
+            self.obs.update(hit[1])
+            return
+        outer, self.obs = self.obs, {}
+        try:
+            self.values(m)
+        finally:
+            found, self.obs = self.obs, outer
+        outer.update(found)
+        if len(_VALUES) >= _VALUES_MAX:
+            _VALUES.clear()
+        _VALUES[key] = (self.s, found)
+
     def _on(self, kind: str) -> Threshold | None:
         rule = self.s.threshold(kind)
         return rule if rule.enabled else None
@@ -239,7 +292,7 @@ class _Observer:
             i, mv = worst
             self.put(kind, p, _threshold(
                 rule, mv, f"module {p} cell {i} at {_v(mv, 3)}, limit {_v(rule.raise_level, 3)}",
-                sub_index=i))
+                sub_index=i, subject=f"module {p} cell {i} at", fmt=lambda x: _v(x, 3)))
         rule = self._on("cell_spread_high")
         if rule is not None:
             top, bottom = _worst(cells, True), _worst(cells, False)
@@ -249,15 +302,16 @@ class _Observer:
                 spread = top[1] - bottom[1]
                 self.put("cell_spread_high", p, _threshold(
                     rule, spread, f"module {p} cell spread {spread} mV (cells {top[0]}/"
-                    f"{bottom[0]}), limit {rule.raise_level} mV", sub_index=top[0]))
-        self.imbalance_trend(p)
+                    f"{bottom[0]}), limit {rule.raise_level} mV", sub_index=top[0],
+                    subject=f"module {p} cell spread", fmt=_mv))
         for kind in ("pack_voltage_high", "pack_voltage_low"):
             rule = self._on(kind)
             if rule is not None:
                 mv = t.voltage_mv
                 self.put(kind, p, _threshold(
                     rule, mv, "" if mv is None else
-                    f"module {p} voltage {_v(mv, 2)}, limit {_v(rule.raise_level, 2)}"))
+                    f"module {p} voltage {_v(mv, 2)}, limit {_v(rule.raise_level, 2)}",
+                    subject=f"module {p} voltage", fmt=lambda x: _v(x, 2)))
         current = t.current_ma
         for kind, sign, what in (("charge_current_high", 1, "charge"),
                                  ("discharge_current_high", -1, "discharge")):
@@ -267,7 +321,7 @@ class _Observer:
                 self.put(kind, p, _threshold(
                     rule, ma, "" if ma is None else
                     f"module {p} {what} current {ma / 1000:.1f} A, limit "
-                    f"{rule.raise_level / 1000:.1f} A"))
+                    f"{rule.raise_level / 1000:.1f} A", subject=f"module {p} {what}", fmt=_a))
         self.temperatures(m)
         for kind, value, what in (("soc_low", t.soc_permille, "SOC"),
                                   ("soh_low", t.soh_permille, "SOH")):
@@ -275,7 +329,8 @@ class _Observer:
             if rule is not None:
                 self.put(kind, p, _threshold(
                     rule, value, "" if value is None else
-                    f"module {p} {what} {_pct(value)}, limit {_pct(rule.raise_level)}"))
+                    f"module {p} {what} {_pct(value)}, limit {_pct(rule.raise_level)}",
+                    subject=f"module {p} {what}", fmt=_pct))
 
     def imbalance_trend(self, p: int) -> None:
         """The rise of the module's daily mean cell imbalance that the backup_time
@@ -289,7 +344,8 @@ class _Observer:
         self.put("cell_imbalance_rising", p, _threshold(
             rule, rise, "" if trend is None or rise is None else
             f"module {p} cell imbalance up {rise} mV in {trend.days - 1} d, now "
-            f"{trend.today_mean_mv} mV, limit {rule.raise_level} mV"))
+            f"{trend.today_mean_mv} mV, limit {rule.raise_level} mV",
+            subject=f"module {p} cell imbalance rise", fmt=_mv))
 
     def temperatures(self, m: ModuleReading) -> None:
         t = m.telemetry
@@ -314,12 +370,16 @@ class _Observer:
             if worst is None or charging is None:
                 self.put(kind, p, _threshold(rule, None, ""))
             elif charging is not applies:  # the other set of limits applies now
-                self.put(kind, p, _rule_obs(rule, Level.CLEAR, threshold=rule.raise_level))
+                self.put(kind, p, _rule_obs(
+                    rule, Level.CLEAR, threshold=rule.raise_level,
+                    clear_text=f"module {p} {'charge' if applies else 'discharge'} "
+                    f"temperature limits no longer apply ({'not ' if applies else ''}charging)"))
             else:
                 i, dc = worst
                 self.put(kind, p, _threshold(
                     rule, dc, f"module {p} sensor {i} ({what}) {_c(dc)}, limit "
-                    f"{_c(rule.raise_level)}", sub_index=i))
+                    f"{_c(rule.raise_level)}", sub_index=i, subject=f"module {p} sensor {i}",
+                    fmt=_c))
         for kind, role, high, what in (
             ("mosfet_temp_high", TempRole.MOSFET, True, "MOSFET"),
             ("mosfet_temp_low", TempRole.MOSFET, False, "MOSFET"),
@@ -336,7 +396,8 @@ class _Observer:
                 i, dc = worst
                 self.put(kind, p, _threshold(
                     rule, dc, f"module {p} sensor {i} ({what}) {_c(dc)}, limit "
-                    f"{_c(rule.raise_level)}", sub_index=i))
+                    f"{_c(rule.raise_level)}", sub_index=i, subject=f"module {p} sensor {i}",
+                    fmt=_c))
 
     # ---------------------------------------------------------------------- BMS -----
     def bms(self, m: ModuleReading) -> None:
@@ -386,14 +447,16 @@ class _Observer:
             stale, offline = Level.CLEAR, Level.RAISE
         else:  # never seen yet, still within the start-up grace
             stale = offline = Level.UNKNOWN
+        answering = m.status is ModuleStatus.OK
         self.put("module_stale", p, _rule_obs(
             s.module_stale, stale, f"module {p} data stale, {age_s} s old {where}",
-            value=age_s))
+            value=age_s, clear_text=f"module {p} data fresh, {age_s} s old {where}"
+            if answering else f"module {p} not answering, data {age_s} s old {where}"))
         never = m.status is ModuleStatus.NEVER_SEEN
         self.put("module_offline", p, _rule_obs(
             s.module_offline, offline,
             f"module {p} {'never answered' if never else 'not answering'} {where}",
-            value=age_s))
+            value=age_s, clear_text=f"module {p} answering again, data {age_s} s old {where}"))
 
     def duplicates(self) -> None:
         rule = self.s.duplicate_address
@@ -424,7 +487,9 @@ class _Observer:
                 level = Level.BAND
             self.put("duplicate_address", p, _rule_obs(
                 rule, level, f"module {p}: {garbled}/{answers} answers garbled, duplicate "
-                f"address {m.address}?", value=garbled, threshold=rule.min_garbled))
+                f"address {m.address}?", value=garbled, threshold=rule.min_garbled,
+                clear_text=f"module {p}: {garbled}/{answers} answers garbled in "
+                f"{rule.window_s:g} s, address {m.address}", clear_threshold=0))
 
     # ------------------------------------------------------------------ bank, bus ---
     def bank(self) -> None:
@@ -436,19 +501,22 @@ class _Observer:
                 mv = b.voltage_mean_mv
                 self.put(kind, 0, _threshold(
                     rule, mv, "" if mv is None else
-                    f"bank voltage {_v(mv, 2)}, {what} {_v(rule.raise_level, 2)}"))
+                    f"bank voltage {_v(mv, 2)}, {what} {_v(rule.raise_level, 2)}",
+                    subject="bank voltage", fmt=lambda x: _v(x, 2)))
         rule = self._on("bank_soc_low")
         if rule is not None:
             soc = b.soc_permille
             self.put("bank_soc_low", 0, _threshold(
                 rule, soc, "" if soc is None else
-                f"bank SOC {_pct(soc)}, limit {_pct(rule.raise_level)}"))
+                f"bank SOC {_pct(soc)}, limit {_pct(rule.raise_level)}",
+                subject="bank SOC", fmt=_pct))
 
     def bus(self, name: str, number: int, bus: BusStatus) -> None:
         s = self.s
         self.put("bus_down", 0, _rule_obs(
             s.bus_down, Level.CLEAR if bus.connected else Level.RAISE,
-            f"port down: bus {name} ({bus.port})", sub_index=number), detail=name)
+            f"port down: bus {name} ({bus.port})", sub_index=number,
+            clear_text=f"port up: bus {name} ({bus.port})"), detail=name)
         rule = self._on("data_age_high")
         if rule is None:
             return
@@ -460,7 +528,7 @@ class _Observer:
         age = int(max(0.0, self.now - last))
         self.put("data_age_high", 0, _threshold(
             rule, age, f"last poll cycle {age} s ago, limit {rule.raise_level} s, bus {name}",
-            sub_index=number), detail=name)
+            sub_index=number, subject=f"bus {name} poll age", fmt=_s), detail=name)
 
 
 def _growth(samples: tuple[Sample, ...], now: float, window_s: float) -> tuple[int, int]:
@@ -512,6 +580,16 @@ def _prune(times: tuple[float, ...], now: float, window_s: float) -> tuple[float
     return tuple(t for t in times if now - t < window_s)
 
 
+
+def _bms_clear_text(kind: str, position: int, detail: str) -> str:
+    """A BMS alarm's clear: a live status answer no longer carries its flag."""
+    if kind == catalog.UNCLASSIFIED:
+        field_name, _, bit = detail.partition(":")
+        return f"module {position} unclassified BMS flag {field_name} bit {bit} no longer set"
+    group, words = catalog.BMS[kind]
+    return f"module {position} BMS {group} ended: {words}"
+
+
 def _missing(key: Key, tracker: Tracker, snapshot: BankSnapshot, now: float,
              settings: AlarmsSettings) -> tuple[Observation | None, Tracker, str]:
     """What to do with an alarm no rule observed this time: (observation or None to
@@ -530,7 +608,8 @@ def _missing(key: Key, tracker: Tracker, snapshot: BankSnapshot, now: float,
         else:
             if info.family is Family.BMS and m.status is ModuleStatus.OK and m.bms is not None:
                 rule, severity = settings.bms_rule(kind)
-                return _rule_obs(rule, Level.CLEAR, severity=severity), tracker, ""
+                return _rule_obs(rule, Level.CLEAR, severity=severity,
+                                 clear_text=_bms_clear_text(kind, position, detail)), tracker, ""
             return unknown, replace(tracker, absent_since=None), ""
     elif info.scope is Scope.BUS:
         present = bool(snapshot.buses)
@@ -560,7 +639,7 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
     flap = settings.flap
 
     to_raise: list[tuple[Key, Observation, Tracker]] = []
-    to_clear: list[tuple[Key, Tracker, str]] = []
+    to_clear: list[tuple[Key, Tracker, str, Observation | None]] = []
     confirmed: list[tuple[Key, Tracker]] = []
     keys = sorted(set(observations) | {k for k in trackers if k[0] != catalog.STORM})
     for key in keys:
@@ -571,7 +650,7 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
             obs, tracker, why = _missing(key, tracker, snapshot, now, settings)
             if obs is None:  # the rule or the module is gone: clear at once
                 if tracker.alarm is not None:
-                    to_clear.append((key, tracker, why))
+                    to_clear.append((key, tracker, why, None))
                 trackers.pop(key, None)
                 continue
             reason = why or reason
@@ -606,7 +685,7 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
             if tracker.flapping:
                 delay = max(delay, flap.hold_s)
             if now - clearing >= delay:
-                to_clear.append((key, tracker, reason))
+                to_clear.append((key, tracker, reason, obs))
                 continue
         else:
             clearing = None
@@ -665,14 +744,16 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
         transitions.append(Transition(Action.RAISED, skey, alarm, True, now, wall))
 
     # --- clears, in key order
-    for key, tracker, reason in sorted(to_clear, key=lambda x: x[0]):
+    for key, tracker, reason, obs in sorted(to_clear, key=lambda x: x[0]):
         assert tracker.alarm is not None
         last_seq += 1
         trackers[key] = Tracker(raise_times=_prune(tracker.raise_times, now, flap.window_s))
         if not trackers[key].raise_times:
             trackers.pop(key)
-        transitions.append(Transition(Action.CLEARED, key, tracker.alarm, tracker.notified,
-                                      now, wall, clear_seq=last_seq, reason=reason))
+        ended = _cleared(key, tracker.alarm, obs, reason)
+        transitions.append(Transition(Action.CLEARED, key, ended,
+                                      tracker.notified, now, wall, clear_seq=last_seq,
+                                      reason=reason))
 
     # --- storm summaries clear when none of their absorbed alarms is left
     for skey in sorted(k for k in trackers if k[0] == catalog.STORM):
@@ -683,7 +764,10 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
         if not any(not t.notified for t in members):
             last_seq += 1
             del trackers[skey]
-            transitions.append(Transition(Action.CLEARED, skey, summary.alarm, summary.notified,
+            over = replace(summary.alarm, value=len(members),
+                           text=clip(f"{kind} storm over, {len(members)} modules still "
+                                     "in alarm"))
+            transitions.append(Transition(Action.CLEARED, skey, over, summary.notified,
                                           now, wall, clear_seq=last_seq,
                                           reason="storm over"))
         elif summary.alarm.value != len(members):
@@ -698,6 +782,27 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
     new = AlarmState(started_at=started_at, last_seq=last_seq, trackers=trackers,
                      storm_raises=storm_raises, samples=samples)
     return Outcome(new, tuple(transitions))
+
+
+def _cleared(key: Key, alarm: Alarm, obs: Observation | None, reason: str) -> Alarm:
+    """The alarm as its clear reports it (table row gone, notification, event log): same
+    sequence number and raise time, but the value at clearing, the level it reached as
+    threshold, and a text saying so. No observation (the rule or its module is gone): no
+    value, and the reason. A BMS flag keeps its value: an unclassified flag's bit number
+    names the flag, it is no measurement."""
+    kind, position, detail = key
+    info = catalog.KINDS.get(kind)
+    if obs is None or not obs.clear_text:
+        where = (f"module {position} " if position > 0
+                 else f"bus {detail} " if info is not None and info.scope is Scope.BUS else "")
+        text = f"{where}{kind} cleared: {reason}"
+        obs_value = None
+    else:
+        text, obs_value = obs.clear_text, obs.value
+    if info is not None and info.family is Family.BMS:
+        return replace(alarm, text=clip(text))
+    return replace(alarm, value=obs_value, threshold=None if obs is None else obs.clear_threshold,
+                   text=clip(text))
 
 
 def _storm_text(kind: str, count: int) -> str:

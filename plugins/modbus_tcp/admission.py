@@ -2,13 +2,20 @@
 
 A SCADA master that opens a new connection for every poll must be served while idle
 clients, half-open connections or a byte-a-second (slowloris) client hold every slot.
-So a full server never refuses a newcomer; it closes the connection that has gone
-longest without completing a request:
+So a full server never refuses a newcomer: it admits it, gives it a moment to send its
+request (``GRACE_S``, a fraction of a second), and then closes the connections that have
+gone longest without completing a request, until the limits hold again
+(:func:`surplus`):
 
-1. A source (IP address) at ``max_per_source`` connections makes room among its own:
-   one client can never push out another's connections.
-2. Otherwise, a server at ``max_connections`` closes the longest-idle connection of the
-   source holding the most connections (the flood's, when there is one).
+1. a source (IP address) over ``max_per_source`` connections loses its own longest-idle
+   ones: one client can never push out another's connections;
+2. a server over ``max_connections`` loses the longest-idle connections of the source
+   holding the most connections (the flood's, when there is one).
+
+Judging only after the grace period matters under a burst: connections accepted
+together are all new, and a client whose request is already waiting in the socket would
+otherwise be closed before it is read. A hard cap (a multiple of ``max_connections``)
+bounds what a burst can open meanwhile; past it the trim happens at once.
 
 "Idle" counts from the connection's last *complete* request (or its start), so bytes
 trickling in do not keep a slot; :func:`overdue` finds the connections whose started
@@ -19,11 +26,13 @@ are refused before any of this (:func:`source_allowed`).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+GRACE_S = 0.2  #: a new connection's time to send its request before idleness is judged
+HARD_CAP_FACTOR = 16  #: beyond max_connections x this (256 by default) the trim is at once
 K = TypeVar("K")
 
 
@@ -35,6 +44,11 @@ class Slot(Generic[K]):
     source: str  #: the peer's IP address, as text
     last_request: float  #: when its last complete request arrived (or it connected)
     frame_started: float | None = None  #: when the first byte of an incomplete frame came
+    connected_at: float = 0.0
+
+    def new(self, now: float) -> bool:
+        """Still within its grace period: not judged yet."""
+        return now - self.connected_at < GRACE_S
 
 
 def source_allowed(source: str, allowed: Sequence[Network] | None) -> bool:
@@ -51,24 +65,34 @@ def source_allowed(source: str, allowed: Sequence[Network] | None) -> bool:
     return any(address.version == net.version and address in net for net in allowed)
 
 
-def make_room(slots: Iterable[Slot[K]], source: str, *, max_connections: int,
-              max_per_source: int) -> K | None:
-    """The connection to close so that a new one from ``source`` fits, or None."""
-    slots = list(slots)
-    own = [s for s in slots if s.source == source]
-    if len(own) >= max_per_source:
-        return _longest_idle(own)
-    if len(slots) < max_connections:
-        return None
-    per_source: dict[str, int] = {}
-    for s in slots:
-        per_source[s.source] = per_source.get(s.source, 0) + 1
-    most = max(per_source.values())
-    return _longest_idle([s for s in slots if per_source[s.source] == most])
+def surplus(slots: Iterable[Slot[K]], *, max_connections: int, max_per_source: int,
+            keep: Collection[K] = ()) -> list[K]:
+    """The connections to close so that the limits hold, longest-idle first (never one
+    in ``keep``)."""
+    by_source: dict[str, list[Slot[K]]] = {}
+    for s in sorted(slots, key=lambda s: s.last_request):  # longest idle first
+        by_source.setdefault(s.source, []).append(s)
+    victims: list[K] = []
+    for own in by_source.values():
+        while len(own) > max_per_source and _pop_idlest(own, keep, victims):
+            pass
+    total = sum(len(own) for own in by_source.values())
+    while total > max_connections:
+        for own in sorted(by_source.values(), key=len, reverse=True):
+            if _pop_idlest(own, keep, victims):
+                total -= 1
+                break
+        else:
+            break  # only connections to keep are left
+    return victims
 
 
-def _longest_idle(slots: list[Slot[K]]) -> K:
-    return min(slots, key=lambda s: s.last_request).key
+def _pop_idlest(own: list[Slot[K]], keep: Collection[K], victims: list[K]) -> bool:
+    for i, s in enumerate(own):
+        if s.key not in keep:
+            victims.append(own.pop(i).key)
+            return True
+    return False
 
 
 def overdue(slots: Iterable[Slot[K]], now: float, frame_timeout_s: float) -> list[K]:

@@ -33,6 +33,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from gateway.leds import FAULT_CODE_TEXT, LedState, derive_leds, fault_code_bits
 from gateway.model import (
     Alarm,
     BankSnapshot,
@@ -58,9 +59,10 @@ from plugins.modbus_tcp.fields import SENTINELS, Field, Layout, div_round
 #: Bumped on every change of an existing register (address, name, type, scale or
 #: meaning). Appending registers at the end of a block also bumps it.
 #: 2: bank_status 3, no live module (version 1 read 1 after a total bus loss);
-#: 3: backup time registers appended to the bank block (bank state, time to EOD, the last
+#: 3: the LED view (led_* registers) at the end of the module block
+#: 4: backup time registers appended to the bank block (bank state, time to EOD, the last
 #: discharge record, the worst cell-imbalance rise)
-MAP_VERSION = 3
+MAP_VERSION = 4
 
 BANK_BLOCK_START = 0
 MODULE_BLOCK_BASE = 1000
@@ -131,6 +133,8 @@ FLAG_TEXT: dict[str, str] = {
     "BALANCING": "balancing",
     "CHARGER_REVERSED": "charger reversed",
     "BUZZER_ON": "buzzer on",
+    # LED view: the ERR light's flash counts
+    **{f"CODE_{c}": f"{c} flashes: {text}" for c, text in FAULT_CODE_TEXT.items()},
 }
 
 
@@ -166,6 +170,10 @@ _MODULE_STATUS_VALUES = ((NOT_CONFIGURED, "not configured (no module at this pos
     }[s]) for s in ModuleStatus)
 
 _SEVERITY_VALUES = tuple((s.value, s.name.lower()) for s in Severity)
+_LED_VALUES = tuple((s.value, s.name.lower().replace("_", " ")) for s in LedState)
+_LEDS = (("run", "RUN (green)"), ("alm", "ALM (1 Hz flash = yellow warning, steady = orange "
+         "protection)"), ("err", "ERR (red)"), ("soc_1", "SOC1 (lowest)"), ("soc_2", "SOC2"),
+         ("soc_3", "SOC3"), ("soc_4", "SOC4 (highest)"))
 _SEVERITY_RANK = {Severity.CRITICAL: 5, Severity.MAJOR: 4, Severity.MINOR: 3,
                   Severity.WARNING: 2, Severity.INDETERMINATE: 1, Severity.CLEARED: 0}
 
@@ -327,6 +335,12 @@ MODULE_BLOCK = Layout("module", [
       for i in range(1, MAX_TEMPS + 1)),
     Field("serial", "string", size=SERIAL_REGISTERS, doc="module serial number, ASCII, "
           "2 characters per register, NUL-padded (last known, whatever the status)"),
+    *(Field(f"led_{name}", "enum16", doc=f"what the {label} light shows (the LED view, "
+            "docs/http.md); unknown while the module is not live", values=_LED_VALUES)
+      for name, label in _LEDS),
+    Field("led_err_codes", "bitfield16", doc="fault codes the ERR light flashes in turn "
+          "after RESET; bit n = code n+1", bits=tuple(
+              f"CODE_{c}" for c in range(1, 7)) + ("",) * 10),
 ])
 
 assert MODULE_BLOCK.length <= MODULE_BLOCK_STRIDE
@@ -442,6 +456,11 @@ def make_module_values(s: ServedModule, now: float, alarms: Sequence[Alarm]) -> 
             v[f"temp_{i}_dc"] = dc
         for i, role in enumerate(t.temp_roles[:MAX_TEMPS], start=1):
             v[f"temp_{i}_role"] = role.value
+    leds = derive_leds(t, m.bms)
+    v.update(led_run=leds.run, led_alm=leds.alm, led_err=leds.err,
+             led_err_codes=fault_code_bits(leds.fault_codes))
+    if leds.soc is not None:
+        v.update({f"led_soc_{i}": s for i, s in enumerate(leds.soc, start=1)})
     b = m.bms
     if b is not None:
         v.update(_flags("warnings", b.warnings))
@@ -658,8 +677,9 @@ def _md_details(layout: Layout) -> list[str]:
                 out += [f"| {i} | `{n}` | {FLAG_TEXT.get(n, n.lower().replace('_', ' '))} |"
                         for i, n in enumerate(f.bits) if n]
                 out += ["", "Bits not listed are reserved and read 0.", ""]
-        elif f.values and (not f.name.startswith("temp_") or f.name == "temp_1_role"):
-            label = "temp_N_role" if f.name == "temp_1_role" else f.name
+        elif f.values and (not f.name.startswith(("temp_", "led_"))
+                           or f.name in ("temp_1_role", "led_run")):
+            label = {"temp_1_role": "temp_N_role", "led_run": "led_*"}.get(f.name, f.name)
             out += [f"**`{label}`** values: "
                     + ", ".join(f"{k} = {_md_escape(n)}" for k, n in f.values), ""]
     return out

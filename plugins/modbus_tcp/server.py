@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from gateway.health import Figure
 from gateway.hub import Hub
 from gateway.model import ModuleReading
-from plugins.modbus_tcp.admission import Slot, make_room, overdue, source_allowed
+from plugins.modbus_tcp.admission import (
+    GRACE_S,
+    HARD_CAP_FACTOR,
+    Slot,
+    overdue,
+    source_allowed,
+    surplus,
+)
 from plugins.modbus_tcp.protocol import Counters, Session, Table, UnitScheme, compile_tables
 from plugins.modbus_tcp.register_map import MAX_POSITIONS, DeviceInfo, make_image
 from plugins.modbus_tcp.settings import ModbusTcpSettings, UnknownUnits
@@ -69,6 +76,7 @@ class ModbusTcpServer:
         self._rendered_at = float("-inf")
         self._connections: set[_Connection] = set()
         self._evicting = False
+        self._trim_pending: asyncio.TimerHandle | None = None
         self._beyond_logged = False
         self.counters = ServerCounters()
         self.address: tuple[str, int] | None = None  #: where it listens, once started
@@ -141,6 +149,8 @@ class ModbusTcpServer:
                 self._close_idle(loop.time())
                 self._close_overdue(loop.time())
         finally:
+            if self._trim_pending is not None:
+                self._trim_pending.cancel()
             watch.close()
             server.close()
             for conn in list(self._connections):
@@ -175,31 +185,67 @@ class ModbusTcpServer:
     # ------------------------------------------------------ connection bookkeeping ----
 
     def _admit(self, conn: _Connection) -> bool:
+        """Admit a connection from an allowed source, always; making room waits
+        ``GRACE_S`` so that a client whose request is already on its way is judged by it
+        (a burst past the hard cap is trimmed at once)."""
         s = self.settings
         if not source_allowed(conn.slot.source, s.allowed_sources):
             self.counters.refused += 1
             log.debug("Modbus-TCP connection from %s refused: not in allowed_sources",
                       conn.peer)
             return False
-        victim = make_room((c.slot for c in self._connections), conn.slot.source,
-                           max_connections=s.max_connections,
-                           max_per_source=s.max_connections_per_source)
-        if victim is not None:
-            self.counters.evicted += 1
-            if not self._evicting:
-                self._evicting = True
-                log.warning("Modbus-TCP connections at their limit (%d in all, %d per "
-                            "source): closing the longest-idle to admit new ones",
-                            s.max_connections, s.max_connections_per_source)
-            log.debug("closing the longest-idle connection, from %s, for one from %s",
-                      victim.peer, conn.peer)
-            self._drop(victim)
-        elif self._evicting and len(self._connections) < s.max_connections // 2:
-            self._evicting = False
-            log.info("Modbus-TCP connections well below the limit again")
         self._connections.add(conn)
         self.counters.accepted += 1
+        per_source = sum(1 for c in self._connections if c.slot.source == conn.slot.source)
+        if (len(self._connections) > s.max_connections * HARD_CAP_FACTOR
+                or per_source > s.max_connections_per_source * HARD_CAP_FACTOR):
+            self._evict(surplus((c.slot for c in self._connections),
+                                max_connections=s.max_connections * HARD_CAP_FACTOR,
+                                max_per_source=s.max_connections_per_source * HARD_CAP_FACTOR,
+                                keep=(conn,)))
+        if self._trim_pending is None and (len(self._connections) > s.max_connections
+                                           or per_source > s.max_connections_per_source):
+            self._trim_pending = asyncio.get_running_loop().call_later(GRACE_S, self._trim)
         return True
+
+    def _trim(self) -> None:
+        """Close the longest-idle connections until the limits hold again; a connection
+        still in its grace period is not judged yet (the trim comes back for it)."""
+        self._trim_pending = None
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        new = [c for c in self._connections if c.slot.new(now)]
+        self._evict(surplus((c.slot for c in self._connections),
+                            max_connections=s.max_connections,
+                            max_per_source=s.max_connections_per_source, keep=new))
+        if new and self._over_limits():
+            first = min(c.slot.connected_at for c in new)
+            self._trim_pending = loop.call_at(first + GRACE_S, self._trim)
+
+    def _over_limits(self) -> bool:
+        s = self.settings
+        if len(self._connections) > s.max_connections:
+            return True
+        per_source: dict[str, int] = {}
+        for c in self._connections:
+            per_source[c.slot.source] = per_source.get(c.slot.source, 0) + 1
+        return max(per_source.values(), default=0) > s.max_connections_per_source
+
+    def _evict(self, victims: list[_Connection]) -> None:
+        s = self.settings
+        if victims and not self._evicting:
+            self._evicting = True
+            log.warning("Modbus-TCP connections over their limit (%d in all, %d per "
+                        "source): closing the longest-idle ones", s.max_connections,
+                        s.max_connections_per_source)
+        elif not victims and self._evicting and len(self._connections) < s.max_connections // 2:
+            self._evicting = False
+            log.info("Modbus-TCP connections well below the limit again")
+        for victim in victims:
+            log.debug("closing the longest-idle connection, from %s", victim.peer)
+            self.counters.evicted += 1
+            self._drop(victim)
 
     def _forget(self, conn: _Connection) -> None:
         self._connections.discard(conn)
@@ -225,7 +271,8 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
         source = self.peer[0] if isinstance(self.peer, tuple) and self.peer else ""
-        self.slot = Slot(self, str(source), self._loop.time())
+        now = self._loop.time()
+        self.slot = Slot(self, str(source), now, connected_at=now)
         if not self.server._admit(self):
             transport.abort()
             return

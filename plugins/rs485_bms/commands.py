@@ -84,6 +84,11 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1,
                         help="seed of the packs' individual values: same seed, same bank "
                         "(default 1)")
+    parser.add_argument("--replay", nargs="+", metavar="FILE",
+                        help="play a bus capture back instead of simulating packs: each "
+                        "request gets the recorded answer with its timing (several files: "
+                        "oldest first, e.g. cap.jsonl.1 cap.jsonl); family, addresses and "
+                        "baud come from the capture (docs/polling.md)")
 
 
 def _simulate_run(args: argparse.Namespace) -> int:

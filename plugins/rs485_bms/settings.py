@@ -54,6 +54,18 @@ class SimulatorSettings(Section):
     seed: int = 1
 
 
+class CaptureSettings(Section):
+    """Record every transaction of the bus to a rotating file (docs/polling.md)."""
+
+    file: Path = pydantic.Field(description="the capture file (JSON lines); rotated to "
+                                "FILE.1, FILE.2, ...")
+    max_bytes: int = pydantic.Field(
+        10_000_000, ge=10_000, le=10_000_000_000,
+        description="rotate when the file would grow past this")
+    files: int = pydantic.Field(5, ge=1, le=100,
+                                description="files kept, the live one included")
+
+
 class BusSettings(Section):
     name: str = pydantic.Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     port: str | None = pydantic.Field(
@@ -82,6 +94,16 @@ class BusSettings(Section):
     offline_retry_max_s: float = pydantic.Field(
         60, ge=0.1, description="offline modules are retried with doubling back-off up to this")
     reconnect_max_s: float = pydantic.Field(30, ge=0.1)
+    master_fallback_after: int = pydantic.Field(
+        3, ge=1, le=100, description="mode: master: cycles in a row in which the master "
+        "answers with an error, garbled or not at all before the modules are polled one "
+        "by one at their own addresses")
+    master_retry_s: float = pydantic.Field(
+        60, ge=1, le=3600, description="mode: master, while polling one by one: how often "
+        "the master's FF request is tried again; its first good answer brings master mode "
+        "back")
+    capture: CaptureSettings | None = pydantic.Field(
+        None, description="record every transaction to a file (off when absent)")
 
     @pydantic.field_validator("addresses", mode="before")
     @classmethod

@@ -1,6 +1,7 @@
 """The ``snmp_agent`` plugin: serves the bank over SNMP (BMS-GATEWAY-MIB, docs/snmp.md).
 
-Hookimpls only; the agent and pysnmp are imported when the plugin is enabled.
+Hookimpls only; the agent is imported when the plugin is enabled, pysnmp only for v3
+informs.
 """
 
 from gateway.hookspecs import hookimpl

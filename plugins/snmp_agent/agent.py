@@ -6,11 +6,15 @@ columns) with every varbind encoded once.
 
 * SNMPv2c GET/GETNEXT/GETBULK/SET take a fast path: :mod:`ber` decodes the message,
   :mod:`responder` applies RFC 3416, and the reply is joined from precomputed bytes.
-* SNMPv3 messages go to pysnmp's engine (USM: each user's HMAC-SHA and AES), which decrypts
-  them and hands the PDU to the same responder (:mod:`v3_engine`). pysnmp is imported
-  only when v3 users are configured.
+* SNMPv3 messages take a fast path too: :mod:`v3_engine` applies USM (RFC 3414: each
+  user's HMAC-SHA and AES, through the ``cryptography`` package) over the same BER codec
+  and hands the PDU to the same responder. pysnmp is imported only for v3 informs.
 * Malformed or truncated messages are dropped and counted (snmpInASNParseErrs), wrong
   communities too (snmpInBadCommunityNames); the agent keeps answering.
+* ``allowed_sources`` of the community and of each v3 user: a request from elsewhere is
+  dropped unanswered and counted (``refused_sources``; for v2c also
+  snmpInBadCommunityNames, as snmpd counts a community used from a source it is not
+  valid from).
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from gateway import __version__
 from gateway.health import Figure
 from gateway.hub import Hub
 from plugins.snmp_agent import ber, oid_map
-from plugins.snmp_agent.endpoint import FORWARD, AgentCounters
+from plugins.snmp_agent.access import AccessList
+from plugins.snmp_agent.endpoint import AgentCounters
 from plugins.snmp_agent.notifier import Notifier
-from plugins.snmp_agent.oid_map import BankOptions, Syntax, SystemInfo, Variable
+from plugins.snmp_agent.oid_map import BankOptions, EngineInfo, Syntax, SystemInfo, Variable
 from plugins.snmp_agent.responder import Outcome, Table, respond
 from plugins.snmp_agent.settings import SnmpAgentSettings
+from plugins.snmp_agent.table_keeper import TableKeeper
 
 if TYPE_CHECKING:
     from gateway.app import GatewayContext
@@ -99,7 +105,7 @@ def engine_identity(settings: SnmpAgentSettings, *, state_dir: Path | None, seed
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    """The UDP endpoint when no SNMPv3 user is configured (no pysnmp at all)."""
+    """The agent's UDP endpoint."""
 
     def __init__(self, agent: SnmpAgent) -> None:
         self._agent = agent
@@ -109,7 +115,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = self._agent.handle_datagram(data)
+        reply = self._agent.handle_datagram(data, addr[0])
         if isinstance(reply, bytes) and self.transport is not None:
             self.transport.sendto(reply, addr)
 
@@ -137,15 +143,22 @@ class SnmpAgent:
         self.engine_boots: int | None = None
         self.ready = asyncio.Event()
         self._v3: Any = None
-        self._table: Table | None = None
-        self._table_key: tuple[int, int, int] | None = None
+        self._table_key: tuple[int, int] | None = None
+        self._table_until = float("inf")  #: when a served status next turns stale by age
+        self._module_rows = oid_map.ModuleRowsCache()
         self._generation = 0
         self._bus_numbers: dict[str, int] = {}
         self._live = {
             oid_map.UPTIME_OIDS[0]: lambda: self._uptime(oid_map.UPTIME_OIDS[0]),
             oid_map.UPTIME_OIDS[1]: lambda: self._uptime(oid_map.UPTIME_OIDS[1]),
             **{oid: self._counter_fn(oid, key) for oid, key in oid_map.SNMP_COUNTER_OIDS.items()},
+            **{oid: self._usm_counter_fn(oid, key) for oid, key in oid_map.USM_COUNTER_OIDS.items()},
+            oid_map.SNMP_ENGINE_TIME_OID: lambda: Variable(
+                oid_map.SNMP_ENGINE_TIME_OID, Syntax.INTEGER, self.engine_time()),
+            **{oid: self._notification_fn(oid, i)
+               for i, oid in enumerate(oid_map.NOTIFICATION_COUNT_OIDS)},
         }
+        self._keeper = TableKeeper(live=self._live, clock=self._clock)
         #: traps and informs; sysUpTime in them is this agent's
         self.notifier = Notifier(
             settings.notifications, hub, clock=clock,
@@ -169,6 +182,10 @@ class SnmpAgent:
         self.notifier.apply(settings.notifications)
         self._v2c_enabled = settings.v2c.enabled
         self._community = settings.v2c.community.get_secret_value().encode()
+        self._v2c_sources = AccessList(settings.v2c.allowed_sources)
+        #: v3 users' access lists, by user name; users are fixed until a restart
+        self._user_sources = {u.name.encode(): AccessList(u.allowed_sources)
+                              for u in settings.v3_users if u.allowed_sources is not None}
         self._max_size = settings.max_message_size
         sysname = settings.system.name or self._gateway_name
         self._system = SystemInfo(
@@ -193,6 +210,34 @@ class SnmpAgent:
             return Variable(oid, Syntax.COUNTER32, self.counter_values()[key] % 2**32)
         return current
 
+    def _notification_fn(self, oid: tuple[int, ...], i: int) -> Callable[[], Variable]:
+        def current() -> Variable:
+            return Variable(oid, Syntax.COUNTER32, self.notifier.delivery_counts()[i] % 2**32)
+        return current
+
+    def _usm_counter_fn(self, oid: tuple[int, ...], key: str) -> Callable[[], Variable]:
+        def current() -> Variable:
+            return Variable(oid, Syntax.COUNTER32, self.usm_counter_values()[key] % 2**32)
+        return current
+
+    def usm_counter_values(self) -> dict[str, int]:
+        """The usmStats counters (all 0 without v3 users)."""
+        values = dict.fromkeys(oid_map.USM_COUNTERS, 0)
+        if self._v3 is not None:
+            values.update(self._v3.usm_counters())
+        return values
+
+    def engine_time(self) -> int:
+        """snmpEngineTime: seconds since this start (snmpEngineBoots counts the starts)."""
+        return min(max(0, int(self._clock() - self.started_at)), 2**31 - 1)
+
+    def engine_info(self) -> EngineInfo | None:
+        if self.engine_id is None or self.engine_boots is None:
+            return None
+        return EngineInfo(engine_id=self.engine_id, boots=self.engine_boots,
+                          time_s=self.engine_time(), max_message_size=self._max_size,
+                          usm=self.usm_counter_values())
+
     def health_figures(self) -> list[Figure]:
         """The agent's and the notifier's counters, for the gateway's health."""
         out = [Figure(name=f"snmp_{k}_total", value=v, kind="counter",
@@ -205,6 +250,22 @@ class SnmpAgent:
         out.append(Figure(name="snmp_internal_errors_total", value=c.internal_errors,
                           kind="counter", help="SNMP agent: requests answered genErr "
                           "because of a bug"))
+        out.append(Figure(name="snmp_refused_sources_total", value=c.refused_sources,
+                          kind="counter", help="SNMP agent: requests dropped because the "
+                          "source is not in the community's or v3 user's allowed_sources"))
+        out.extend(Figure(name=f"snmp_usm_{k}_total", value=v, kind="counter",
+                          help=f"SNMP agent: usmStats {k.replace('_', ' ')} (RFC 3414)")
+                   for k, v in self.usm_counter_values().items())
+        v3 = self._v3.counters if self._v3 is not None else {}
+        for key, text in (("invalid_msgs", "SNMPv3 messages of another security model or "
+                           "with priv but no auth (snmpUnknownSecurityModels, "
+                           "snmpInvalidMsgs)"),
+                          ("unknown_contexts", "SNMPv3 requests for a context other than "
+                           "the default (snmpUnknownContexts)"),
+                          ("unknown_pdu_handlers", "SNMPv3 requests for another "
+                           "contextEngineID (snmpUnknownPDUHandlers)")):
+            out.append(Figure(name=f"snmp_v3_{key}_total", value=v3.get(key, 0),
+                              kind="counter", help=f"SNMP agent: {text}"))
         n = self.notifier.counters
         for key, text in (("events", "alarm events read from the hub"),
                           ("rate_limited", "alarm notifications dropped by the rate limit"),
@@ -218,29 +279,51 @@ class SnmpAgent:
         return out
 
     def counter_values(self) -> dict[str, int]:
-        """The snmp group counters, including what the SNMPv3 engine counted itself."""
+        """The snmp group counters."""
         c = self.counters
-        values = {k: getattr(c, k) for k in oid_map.SNMP_COUNTERS}
-        if self._v3 is not None:
-            for k, n in self._v3.counters().items():
-                values[k] += n
-        return values
+        return {k: getattr(c, k) for k in oid_map.SNMP_COUNTERS}
 
     def table(self) -> Table:
-        """The table for now: rebuilt on a new snapshot, a new second or new settings."""
+        """The table for now: brought up to date on a new snapshot, new settings, or when
+        a served module's data turns stale by age (ages themselves are read per request).
+        The agent's run loop calls it as each snapshot arrives, so a request rarely does."""
         snap = self._hub.latest
         now = self._clock()
-        key = (snap.seq if snap is not None else -1, int(now), self._generation)
-        if key != self._table_key or self._table is None:
+        key = (snap.seq if snap is not None else -1, self._generation)
+        if key != self._table_key or now > self._table_until or self._keeper.table is None:
             if snap is not None:
                 self._bus_numbers = oid_map.assign_bus_numbers(self._bus_numbers, snap)
-            variables = oid_map.make_oid_table(
-                snap, now=now, system=self._system, options=self._options,
-                bus_numbers=self._bus_numbers, counters=self.counter_values(),
-                notifications=self.notifier.delivery_counts())
-            self._table = Table(variables, live=self._live)
+            parts: list[oid_map.Part] = [("system", oid_map.make_system_variables(
+                self._system, now=now, started_at=self._options.started_at,
+                counters=self.counter_values()))]
+            parts += oid_map.make_bank_parts(
+                snap, now=now, bus_numbers=self._bus_numbers, options=self._options,
+                notifications=self.notifier.delivery_counts(), modules=self._module_rows)
+            engine = self.engine_info()
+            if engine is not None:
+                parts.append(("engine", oid_map.make_engine_variables(engine)))
+            self._keeper.update(parts)
             self._table_key = key
-        return self._table
+            self._table_until = oid_map.stale_by_age_at(snap, now)
+        assert self._keeper.table is not None
+        return self._keeper.table
+
+    async def _keep_table(self) -> None:
+        """Bring the table up to date as each snapshot arrives, off the request path, and
+        when a module's data turns stale by age."""
+        watch = self._hub.watch()
+        try:
+            while True:
+                self.table()
+                wait = self._table_until - self._clock()
+                if wait == float("inf"):
+                    await watch.next()
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, wait) + 0.001):
+                        await watch.next()
+        finally:
+            watch.close()
 
     def process(self, pdu_type: int, oids: list[tuple[int, ...]], non_repeaters: int,
                 max_repetitions: int, budget: int) -> tuple[Table, Outcome]:
@@ -256,30 +339,46 @@ class SnmpAgent:
 
     # -------------------------------------------------------------- datagrams -------
 
-    def handle_datagram(self, data: bytes) -> bytes | object | None:
-        """The reply to one datagram, None to drop it, or :data:`FORWARD` for SNMPv3."""
+    def handle_datagram(self, data: bytes, source: str) -> bytes | None:
+        """The reply to one datagram from the IP address ``source``, or None to drop it."""
         c = self.counters
         c.in_pkts += 1
         try:
             version = ber.decode_version(data)
             if version == ber.VERSION_2C:
-                return self._v2c(ber.decode_request(data))
+                return self._v2c(ber.decode_request(data), source)
             if version == ber.VERSION_3 and self._v3 is not None:
-                ber.decode_v3_header(data)
-                return FORWARD
+                header = ber.decode_v3_header(data)
+                sources = self._user_sources.get(header.user_name)
+                if sources is not None and not sources.allows(source):
+                    c.refused_sources += 1
+                    return None
+                return self._v3_reply(data, header)
         except ber.BerError:
             c.in_asn_parse_errs += 1
             return None
         c.in_bad_versions += 1  # v1, v3 without users, or nonsense
         return None
 
-    def _v2c(self, req: ber.Request) -> bytes | None:
+    def _v3_reply(self, data: bytes, header: ber.V3Header) -> bytes | None:
+        try:
+            return self._v3.handle(data, header)
+        except Exception:  # a bug: drop this message, keep the socket serving
+            self.counters.internal_errors += 1
+            log.exception("snmp_agent: SNMPv3 message failed; dropped")
+            return None
+
+    def _v2c(self, req: ber.Request, source: str) -> bytes | None:
         c = self.counters
         if not self._v2c_enabled:
             c.in_bad_versions += 1
             return None
         if not hmac.compare_digest(req.community, self._community):
             c.in_bad_community_names += 1
+            return None
+        if not self._v2c_sources.allows(source):
+            c.in_bad_community_names += 1  # what snmpd counts (docs/snmp.md)
+            c.refused_sources += 1
             return None
         if req.pdu_type not in REQUEST_PDUS:
             c.unexpected_pdus += 1
@@ -311,31 +410,28 @@ class SnmpAgent:
         self.apply(self.settings)
         transport: asyncio.BaseTransport | None = None
         try:
+            self.engine_id, self.engine_boots = engine_identity(
+                self.settings, state_dir=self._state_dir,
+                seed=f"{socket.gethostname()}/{self._gateway_name}/{self._listen[1]}",
+                wall_time=self._wall_clock())
+            self._generation += 1  # the table now has the snmpEngine group
             if self._users:
-                from plugins.snmp_agent.v3_engine import V3Engine  # imports pysnmp
+                from plugins.snmp_agent.v3_engine import V3Engine  # needs cryptography
 
-                self.engine_id, self.engine_boots = engine_identity(
-                    self.settings, state_dir=self._state_dir,
-                    seed=f"{socket.gethostname()}/{self._gateway_name}/{self._listen[1]}",
-                    wall_time=self._wall_clock())
                 self._v3 = V3Engine(self, self.settings, engine_id=self.engine_id,
-                                    boots=self.engine_boots, loop=loop)
-                protocol: asyncio.DatagramProtocol = self._v3.protocol
-            else:
-                protocol = _Protocol(self)
+                                    boots=self.engine_boots, engine_time=self.engine_time)
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: protocol, local_addr=self._listen, family=socket.AF_INET)
+                lambda: _Protocol(self), local_addr=self._listen, family=socket.AF_INET)
             self.address = transport.get_extra_info("sockname")[:2]
             log.info("snmp_agent: listening on udp %s:%d (v2c %s, %d v3 user%s)",
                      *self.address, "on" if self._v2c_enabled else "off", len(self._users),
                      "" if len(self._users) == 1 else "s")
             self.ready.set()
-            await self.notifier.run()  # runs until cancelled
+            async with asyncio.TaskGroup() as tasks:  # both run until cancelled
+                tasks.create_task(self.notifier.run())
+                tasks.create_task(self._keep_table())
         finally:
             self.ready.clear()
-            if self._v3 is not None:
-                with contextlib.suppress(Exception):
-                    self._v3.close()
-                self._v3 = None
+            self._v3 = None
             if transport is not None:
                 transport.close()

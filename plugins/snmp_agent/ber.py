@@ -35,6 +35,7 @@ GET_NEXT_REQUEST = 0xA1
 RESPONSE = 0xA2
 SET_REQUEST = 0xA3
 GET_BULK_REQUEST = 0xA5
+REPORT = 0xA8
 
 # Message versions.
 VERSION_1 = 0
@@ -197,36 +198,38 @@ def decode_integer(buf: bytes, start: int, end: int, low: int = _INT32[0],
 def decode_oid(buf: bytes, start: int, end: int) -> tuple[int, ...]:
     if start == end:
         raise BerError("empty OBJECT IDENTIFIER")
+    if buf[end - 1] & 0x80:
+        raise BerError("truncated sub-identifier")
     arcs: list[int] = []
+    append = arcs.append
     value = 0
     fresh = True
-    for i in range(start, end):
-        b = buf[i]
-        if fresh and b == 0x80:
-            raise BerError("non-minimal sub-identifier")
-        value = (value << 7) | (b & 0x7F)
-        if value >> 33:  # far beyond 2^32-1 (+80 for the first): stop before it grows
-            raise BerError("sub-identifier above 2^32-1")
-        if b & 0x80:
-            fresh = False
-            continue
-        if not arcs:
-            if value < 40:
-                arcs += (0, value)
-            elif value < 80:
-                arcs += (1, value - 40)
-            else:
-                arcs += (2, value - 80)
+    for b in buf[start:end]:
+        if b < 0x80:
+            value |= b
+            if value > 0xFFFFFFFF + 80 or (value > 0xFFFFFFFF and arcs):
+                raise BerError("sub-identifier above 2^32-1")
+            append(value)
+            value = 0
+            fresh = True
         else:
-            arcs.append(value)
-        if value > 0xFFFFFFFF:
+            if fresh and b == 0x80:
+                raise BerError("non-minimal sub-identifier")
+            value = (value | (b & 0x7F)) << 7
+            if value >> 40:  # far beyond 2^32-1: stop before it grows
+                raise BerError("sub-identifier above 2^32-1")
+            fresh = False
+    first = arcs[0]
+    if first < 40:
+        arcs[0:1] = (0, first)
+    elif first < 80:
+        arcs[0:1] = (1, first - 40)
+    else:
+        arcs[0:1] = (2, first - 80)
+        if arcs[1] > 0xFFFFFFFF:
             raise BerError("sub-identifier above 2^32-1")
-        if len(arcs) > MAX_OID_ARCS:
-            raise BerError("more than 128 sub-identifiers")
-        value = 0
-        fresh = True
-    if not fresh:
-        raise BerError("truncated sub-identifier")
+    if len(arcs) > MAX_OID_ARCS:
+        raise BerError("more than 128 sub-identifiers")
     return tuple(arcs)
 
 
@@ -262,8 +265,14 @@ def decode_request(data: bytes) -> Request:
     vs, ve = _expect(data, s, e, INTEGER, "version")
     version = decode_integer(data, vs, ve)
     cs, ce = _expect(data, ve, e, OCTET_STRING, "community")
-    pdu_type, ps, pe = read_tlv(data, ce, e)
-    if pe != e:
+    return decode_pdu(data, ce, e, version=version, community=data[cs:ce])
+
+
+def decode_pdu(data: bytes, start: int, end: int, *, version: int = VERSION_3,
+               community: bytes = b"") -> Request:
+    """Decode the PDU that fills ``data[start:end]`` (RFC 3416 section 3)."""
+    pdu_type, ps, pe = read_tlv(data, start, end)
+    if pe != end:
         raise BerError("bytes after the PDU")
     if pdu_type & 0xE0 != 0xA0:
         raise BerError(f"not a PDU: tag 0x{pdu_type:02x}")
@@ -288,7 +297,7 @@ def decode_request(data: bytes) -> Request:
         pos = be
     return Request(
         version=version,
-        community=data[cs:ce],
+        community=community,
         pdu_type=pdu_type,
         request_id_tlv=data[ps:re_],
         field2=decode_integer(data, f2s, f2e),
@@ -299,17 +308,64 @@ def decode_request(data: bytes) -> Request:
 
 
 @dataclass(frozen=True, slots=True)
+class ScopedPdu:
+    """A decoded ScopedPDU (RFC 3412 section 6): context and request."""
+
+    context_engine_id: bytes
+    context_name: bytes
+    request: Request
+
+
+def decode_scoped_pdu(data: bytes, start: int = 0, end: int | None = None, *,
+                      padded: bool = False) -> ScopedPdu:
+    """Decode the ScopedPDU at ``data[start:end]``. ``padded``: octets after it are
+    ignored (a decrypted PDU may carry padding, RFC 3414 section 8.3.2)."""
+    end = len(data) if end is None else end
+    s, e = _expect(data, start, end, SEQUENCE, "scopedPDU")
+    if e != end and not padded:
+        raise BerError("bytes after the scopedPDU")
+    es, ee = _expect(data, s, e, OCTET_STRING, "contextEngineID")
+    ns, ne = _expect(data, ee, e, OCTET_STRING, "contextName")
+    return ScopedPdu(data[es:ee], data[ns:ne], decode_pdu(data, ne, e))
+
+
+def encode_pdu(tag: int, request_id_tlv: bytes, error_status: int, error_index: int,
+               varbinds: bytes) -> bytes:
+    return tlv(tag, request_id_tlv + encode_integer(error_status)
+               + encode_integer(error_index) + tlv(SEQUENCE, varbinds))
+
+
+@dataclass(slots=True, kw_only=True)
 class V3Header:
-    """What the agent needs from an SNMPv3 message before USM has processed it."""
+    """An SNMPv3 message's header fields and, with USM, its security parameters (RFC
+    3412 section 6, RFC 3414 section 2.4), before authentication and decryption."""
 
     msg_max_size: int
     security_parameters_length: int
+    msg_id: int = 0
+    msg_id_tlv: bytes = b""
+    flags: int = 0  #: msgFlags: 1 auth, 2 priv, 4 reportable
+    security_model: int = 0
+    data_tag: int = 0  #: SEQUENCE (plaintext scoped PDU) or OCTET STRING (encrypted)
+    data_tlv_start: int = 0  #: where msgData's tag is
+    data_start: int = 0  #: msgData's value, as offsets into the message
+    data_end: int = 0
+    engine_id: bytes = b""  #: msgAuthoritativeEngineID
+    engine_boots: int = 0
+    engine_time: int = 0
+    user_name: bytes = b""
+    auth_start: int = 0  #: msgAuthenticationParameters' value, as offsets
+    auth_end: int = 0
+    priv_params: bytes = b""
+
+
+USM = 3  #: msgSecurityModel of the User-based Security Model (RFC 3414)
 
 
 def decode_v3_header(data: bytes) -> V3Header:
-    """Check an SNMPv3 message's outer structure (RFC 3412 section 6) and return the
-    manager's msgMaxSize; the security parameters and the (possibly encrypted) scoped PDU
-    are left to USM."""
+    """Check an SNMPv3 message's outer structure (RFC 3412 section 6) and, for USM
+    (RFC 3414 section 2.4), its security parameters; the (possibly encrypted) scoped PDU
+    is left to the caller."""
     end = len(data)
     s, e = _expect(data, 0, end, SEQUENCE, "message")
     if e != end:
@@ -319,20 +375,51 @@ def decode_v3_header(data: bytes) -> V3Header:
         raise BerError("not an SNMPv3 message")
     hs, he = _expect(data, ve, e, SEQUENCE, "msgGlobalData")
     ids, ide = _expect(data, hs, he, INTEGER, "msgID")
-    decode_integer(data, ids, ide, 0)
+    msg_id = decode_integer(data, ids, ide, 0)
     ms, me = _expect(data, ide, he, INTEGER, "msgMaxSize")
     max_size = decode_integer(data, ms, me, 484)
     fs, fe = _expect(data, me, he, OCTET_STRING, "msgFlags")
     if fe - fs != 1:
         raise BerError("msgFlags must be one octet")
     sms, sme = _expect(data, fe, he, INTEGER, "msgSecurityModel")
-    decode_integer(data, sms, sme, 1)
+    model = decode_integer(data, sms, sme, 1)
     if sme != he:
         raise BerError("bytes after msgSecurityModel")
     ps, pe = _expect(data, he, e, OCTET_STRING, "msgSecurityParameters")
-    tag, _, data_end = read_tlv(data, pe, e)
+    tag, ds, data_end = read_tlv(data, pe, e)
     if tag not in (SEQUENCE, OCTET_STRING):
         raise BerError("msgData is neither a scoped PDU nor encrypted")
     if data_end != e:
         raise BerError("bytes after msgData")
-    return V3Header(msg_max_size=max_size, security_parameters_length=pe - ps)
+    header = V3Header(msg_max_size=max_size, security_parameters_length=pe - ps,
+                      msg_id=msg_id, msg_id_tlv=data[hs:ide],
+                      flags=data[fs], security_model=model, data_tag=tag, data_tlv_start=pe,
+                      data_start=ds,
+                      data_end=data_end)
+    if model == USM:
+        _decode_usm(data, ps, pe, header)
+    return header
+
+
+def _decode_usm(data: bytes, start: int, end: int, h: V3Header) -> None:
+    s, e = _expect(data, start, end, SEQUENCE, "UsmSecurityParameters")
+    if e != end:
+        raise BerError("bytes after UsmSecurityParameters")
+    es, ee = _expect(data, s, e, OCTET_STRING, "msgAuthoritativeEngineID")
+    if ee - es > 32:
+        raise BerError("msgAuthoritativeEngineID longer than 32 octets")
+    bs, be = _expect(data, ee, e, INTEGER, "msgAuthoritativeEngineBoots")
+    ts, te = _expect(data, be, e, INTEGER, "msgAuthoritativeEngineTime")
+    us, ue = _expect(data, te, e, OCTET_STRING, "msgUserName")
+    if ue - us > 32:
+        raise BerError("msgUserName longer than 32 octets")
+    a_s, ae = _expect(data, ue, e, OCTET_STRING, "msgAuthenticationParameters")
+    xs, xe = _expect(data, ae, e, OCTET_STRING, "msgPrivacyParameters")
+    if xe != e:
+        raise BerError("bytes after msgPrivacyParameters")
+    h.engine_id = data[es:ee]
+    h.engine_boots = decode_integer(data, bs, be, 0)
+    h.engine_time = decode_integer(data, ts, te, 0)
+    h.user_name = data[us:ue]
+    h.auth_start, h.auth_end = a_s, ae
+    h.priv_params = data[xs:xe]

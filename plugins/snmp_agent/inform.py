@@ -19,12 +19,22 @@ from typing import Any
 from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity import config, engine
 from pysnmp.entity.rfc3413 import ntforg
+from pysnmp.proto import rfc1902
 
 from plugins.snmp_agent.notifications import Notification
-from plugins.snmp_agent.oid_map import PEN
+from plugins.snmp_agent.oid_map import PEN, Syntax
 from plugins.snmp_agent.settings import Receiver
 from plugins.snmp_agent.usm import add_user
-from plugins.snmp_agent.v3_engine import VALUE_TYPES
+
+#: our syntaxes as pysnmp value types
+VALUE_TYPES = {
+    Syntax.INTEGER: rfc1902.Integer32,
+    Syntax.OCTET_STRING: rfc1902.OctetString,
+    Syntax.OBJECT_IDENTIFIER: rfc1902.ObjectName,
+    Syntax.COUNTER32: rfc1902.Counter32,
+    Syntax.GAUGE32: rfc1902.Gauge32,
+    Syntax.TIMETICKS: rfc1902.TimeTicks,
+}
 
 log = logging.getLogger(__name__)
 

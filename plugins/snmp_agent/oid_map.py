@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from gateway.hub import age_snapshot
+from gateway.leds import derive_leds
 from gateway.model import (
     Alarm,
     BackupEstimate,
@@ -181,6 +182,25 @@ SNMP_COUNTERS: dict[str, ObjectType] = {
 """The snmp group's counters, keyed by the agent's counter names."""
 SNMP_ENABLE_AUTHEN_TRAPS = _scalar("snmpEnableAuthenTraps", SNMP_OID, 30, I, (1, 2))
 
+# SNMP-FRAMEWORK-MIB (RFC 3411) snmpEngine group and SNMP-USER-BASED-SM-MIB (RFC 3414)
+# usmStats: served with v2c and v3 alike, so an NMS can watch for wrong-key attempts.
+SNMP_ENGINE_OID = (1, 3, 6, 1, 6, 3, 10, 2, 1)
+USM_STATS_OID = (1, 3, 6, 1, 6, 3, 15, 1, 1)
+SNMP_ENGINE_ID = _scalar("snmpEngineID", SNMP_ENGINE_OID, 1, S, (5, 32))
+SNMP_ENGINE_BOOTS = _scalar("snmpEngineBoots", SNMP_ENGINE_OID, 2, I, (1, 2**31 - 1))
+SNMP_ENGINE_TIME = _scalar("snmpEngineTime", SNMP_ENGINE_OID, 3, I, (0, 2**31 - 1))
+SNMP_ENGINE_MAX_MESSAGE_SIZE = _scalar("snmpEngineMaxMessageSize", SNMP_ENGINE_OID, 4, I,
+                                       (484, 2**31 - 1))
+USM_COUNTERS: dict[str, ObjectType] = {
+    "unsupported_sec_levels": _scalar("usmStatsUnsupportedSecLevels", USM_STATS_OID, 1, C),
+    "not_in_time_windows": _scalar("usmStatsNotInTimeWindows", USM_STATS_OID, 2, C),
+    "unknown_user_names": _scalar("usmStatsUnknownUserNames", USM_STATS_OID, 3, C),
+    "unknown_engine_ids": _scalar("usmStatsUnknownEngineIDs", USM_STATS_OID, 4, C),
+    "wrong_digests": _scalar("usmStatsWrongDigests", USM_STATS_OID, 5, C),
+    "decryption_errors": _scalar("usmStatsDecryptionErrors", USM_STATS_OID, 6, C),
+}
+"""usmStats counters, keyed by the agent's counter names."""
+
 # BMS-GATEWAY-MIB gateway scalars.
 GW_SOFTWARE_VERSION = _scalar("bmsGwSoftwareVersion", _GW, 1, S, (0, 32))
 GW_UPTIME = _scalar("bmsGwUptime", _GW, 2, T)
@@ -263,6 +283,12 @@ MOD_STATES = _col("bmsModuleStates", _MODULE, 28, S)
 MOD_UNCLASSIFIED = _col("bmsModuleUnclassified", _MODULE, 29, S, (0, 64))
 MOD_COUNTERS = tuple(_col(f"bmsModule{n}", _MODULE, 30 + i, C)
                      for i, n in enumerate(_COUNTER_NAMES))
+# The LED view (gateway.leds), BmsLedState values.
+MOD_LED_RUN = _col("bmsModuleLedRun", _MODULE, 38, I, (1, 5))
+MOD_LED_ALM = _col("bmsModuleLedAlm", _MODULE, 39, I, (1, 5))
+MOD_LED_ERR = _col("bmsModuleLedErr", _MODULE, 40, I, (1, 5))
+MOD_LED_SOC = tuple(_col(f"bmsModuleLedSoc{n}", _MODULE, 40 + n, I, (1, 5)) for n in (1, 2, 3, 4))
+MOD_LED_ERR_CODES = _col("bmsModuleLedErrCodes", _MODULE, 45, S, (0, 16))
 
 # Cell table, INDEX { bmsBusIndex, bmsModuleAddress, bmsCellIndex }.
 CELL_VOLTAGE = _col("bmsCellVoltage", _CELL, 2, I, MILLIVOLTS)
@@ -319,10 +345,15 @@ OBJECT_OIDS: frozenset[tuple[int, ...]] = frozenset(o.oid for o in OBJECT_TYPES.
 answered noSuchInstance, anything else noSuchObject (RFC 3416 4.2.1)."""
 
 UPTIME_OIDS = (SYS_UPTIME.oid + (0,), GW_UPTIME.oid + (0,))
+#: bmsGwNotificationsSent.0 and bmsGwNotificationsDropped.0, read per request
+NOTIFICATION_COUNT_OIDS = (GW_NOTIFICATIONS_SENT.oid + (0,), GW_NOTIFICATIONS_DROPPED.oid + (0,))
 """Instances whose value moves with every request; the agent encodes them per request."""
 
 SNMP_COUNTER_OIDS = {SNMP_COUNTERS[k].oid + (0,): k for k in SNMP_COUNTERS}
 """snmp group counter instances, keyed to the agent's counter names (live per request)."""
+USM_COUNTER_OIDS = {USM_COUNTERS[k].oid + (0,): k for k in USM_COUNTERS}
+"""usmStats counter instances, keyed to the agent's counter names (live per request)."""
+SNMP_ENGINE_TIME_OID = SNMP_ENGINE_TIME.oid + (0,)  #: live per request
 
 _LINK_STATE = {LinkState.NEVER_SEEN: 1, LinkState.ONLINE: 2, LinkState.SUSPECT: 3,
                LinkState.OFFLINE: 4}
@@ -413,6 +444,22 @@ def assign_bus_numbers(previous: Mapping[str, int], snapshot: BankSnapshot) -> d
 # ------------------------------------------------------------------ the table --------
 
 
+class Elapsed(NamedTuple):
+    """A Gauge32 value that is the whole seconds since monotonic time ``since``, taken
+    when a request is answered (:func:`resolve`): ages never need a table rebuild."""
+
+    since: float
+
+
+def resolve(v: Variable, now: float) -> Variable:
+    """``v`` with an :class:`Elapsed` value turned into the seconds at ``now``."""
+    value = v.value
+    if isinstance(value, Elapsed):
+        return Variable(v.oid, v.syntax, min(int(round(max(0.0, now - value.since), 6)),
+                                             _U32 - 1))
+    return v
+
+
 class _Rows:
     """Collects variables; drops the unknown and the out-of-range."""
 
@@ -434,6 +481,9 @@ class _Rows:
                 return
             self.items.append(Variable(oid, syntax, value))
         elif syntax is Syntax.OBJECT_IDENTIFIER:
+            self.items.append(Variable(oid, syntax, value))  # type: ignore[arg-type]
+        elif isinstance(value, Elapsed):
+            assert syntax is Syntax.GAUGE32
             self.items.append(Variable(oid, syntax, value))  # type: ignore[arg-type]
         else:
             assert isinstance(value, int)
@@ -475,8 +525,9 @@ def make_system_variables(system: SystemInfo, *, now: float, started_at: float,
     return rows.items
 
 
-def _age_s(now: float, at: float | None) -> int | None:
-    return None if at is None else int(round(max(0.0, now - at), 6))
+def _age_s(now: float, at: float | None) -> Elapsed | None:
+    """An age column: the seconds since ``at``, counted when a request is answered."""
+    return None if at is None else Elapsed(at)
 
 
 def _gateway(rows: _Rows, snap: BankSnapshot, now: float, opts: BankOptions) -> None:
@@ -597,6 +648,14 @@ def _module(rows: _Rows, m: ModuleReading, idx: tuple[int, int], now: float,
             rows.put(TEMP_VALUE, idx + (i,), dc)
             if i <= len(t.temp_roles):
                 rows.put(TEMP_ROLE, idx + (i,), int(t.temp_roles[i - 1]))
+    leds = derive_leds(t, m.bms)
+    rows.put(MOD_LED_RUN, idx, None if leds.run is None else int(leds.run))
+    rows.put(MOD_LED_ALM, idx, int(leds.alm))
+    rows.put(MOD_LED_ERR, idx, int(leds.err))
+    if leds.soc is not None:
+        for obj, state in zip(MOD_LED_SOC, leds.soc):
+            rows.put(obj, idx, int(state))
+    rows.put(MOD_LED_ERR_CODES, idx, " ".join(str(c) for c in leds.fault_codes))
     bms = m.bms
     if bms is not None:
         rows.put(MOD_WARNINGS, idx, encode_bits(int(bms.warnings), len(Condition)))
@@ -744,15 +803,58 @@ def make_heartbeat_variables(snapshot: BankSnapshot | None) -> list[Variable]:
     return rows.items
 
 
-def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,
-                        bus_numbers: Mapping[str, int], options: BankOptions,
-                        notifications: tuple[int, int] | None = None) -> list[Variable]:
-    """The BMS-GATEWAY-MIB subtree for ``snapshot`` at monotonic time ``now``, sorted.
+Part = tuple[object, list[Variable]]
+"""A part of the BMS subtree: a key (``"gateway"``, ``("module", bus, address)``, ...)
+and its variables, unsorted; the table is the sorted union of the parts."""
 
-    ``bus_numbers`` maps bus names to bmsBusIndex (see :func:`assign_bus_numbers`);
-    modules on a bus without a number, or whose address does not fit the index, are
-    left out. Before the first snapshot only the gateway's own scalars are served.
-    """
+
+def stale_by_age_at(snapshot: BankSnapshot | None, now: float) -> float:
+    """When the next live module of ``snapshot`` turns stale by age (the stale guard of
+    :func:`~gateway.hub.age_snapshot`), or infinity: until then the served rows, ages
+    apart, stay what they are at ``now``."""
+    if snapshot is None:
+        return float("inf")
+    return min((m.updated_at + m.stale_after_s for m in snapshot.modules
+                if m.status is ModuleStatus.OK and m.updated_at is not None
+                and m.stale_after_s is not None and m.updated_at + m.stale_after_s >= now),
+               default=float("inf"))
+
+
+class ModuleRowsCache:
+    """The variables of each module row, kept while the module reads the same: most
+    snapshots change one module (the poller publishes after each), so the others' rows
+    are neither rebuilt nor, in the agent's table, re-encoded."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[int, int], tuple[ModuleReading, bool, list[Variable]]] = {}
+
+    def rows(self, m: ModuleReading, idx: tuple[int, int], now: float,
+             opts: BankOptions) -> list[Variable]:
+        cached = self._rows.get(idx)
+        if cached is not None and cached[1] == opts.serve_stale and cached[0] == m:
+            return cached[2]
+        rows = _Rows()
+        _module(rows, m, idx, now, opts)
+        self._rows[idx] = (m, opts.serve_stale, rows.items)
+        return rows.items
+
+    def keep_only(self, indexes: Iterable[tuple[int, int]]) -> None:
+        keep = set(indexes)
+        for idx in [i for i in self._rows if i not in keep]:
+            del self._rows[idx]
+
+
+def make_bank_parts(snapshot: BankSnapshot | None, *, now: float,
+                    bus_numbers: Mapping[str, int], options: BankOptions,
+                    notifications: tuple[int, int] | None = None,
+                    modules: ModuleRowsCache | None = None) -> list[Part]:
+    """The BMS-GATEWAY-MIB subtree for ``snapshot`` at monotonic time ``now``, in
+    parts (see :func:`make_bank_variables`). With ``modules``, unchanged module rows
+    are the same list objects as last time."""
+    cache = modules if modules is not None else ModuleRowsCache()
+    parts: list[Part] = []
     rows = _Rows()
     if snapshot is None:
         rows.put(GW_SOFTWARE_VERSION, (0,), options.software_version)
@@ -760,34 +862,90 @@ def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,
     else:
         snapshot = age_snapshot(snapshot, now)  # the guard against a hub that stopped
         _gateway(rows, snapshot, now, options)
-        _bank(rows, snapshot)
-        _buses(rows, snapshot, now, bus_numbers)
-        seen: set[tuple[int, int]] = set()
-        for m in snapshot.modules:
-            n = bus_numbers.get(m.bus)
-            if n is None or not 1 <= n <= 255 or not 0 <= m.address <= 255:
-                continue
-            idx = (n, m.address)
-            if idx in seen:  # a duplicate address: the first position keeps the row
-                continue
-            seen.add(idx)
-            _module(rows, m, idx, now, options)
-        _alarms(rows, snapshot, options)
-        _backup(rows, snapshot, bus_numbers)
     if notifications is not None:
         rows.put(GW_NOTIFICATIONS_SENT, (0,), notifications[0])
         rows.put(GW_NOTIFICATIONS_DROPPED, (0,), notifications[1])
-    rows.items.sort(key=lambda v: v.oid)
+    parts.append(("gateway", rows.items))
+    if snapshot is None:
+        return parts
+    rows = _Rows()
+    _bank(rows, snapshot)
+    parts.append(("bank", rows.items))
+    rows = _Rows()
+    _buses(rows, snapshot, now, bus_numbers)
+    parts.append(("buses", rows.items))
+    seen: set[tuple[int, int]] = set()
+    for m in snapshot.modules:
+        n = bus_numbers.get(m.bus)
+        if n is None or not 1 <= n <= 255 or not 0 <= m.address <= 255:
+            continue
+        idx = (n, m.address)
+        if idx in seen:  # a duplicate address: the first position keeps the row
+            continue
+        seen.add(idx)
+        parts.append((("module", *idx), cache.rows(m, idx, now, options)))
+    cache.keep_only(seen)
+    rows = _Rows()
+    _alarms(rows, snapshot, options)
+    parts.append(("alarms", rows.items))
+    rows = _Rows()
+    _backup(rows, snapshot, bus_numbers)
+    parts.append(("backup", rows.items))
+    return parts
+
+
+def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,
+                        bus_numbers: Mapping[str, int], options: BankOptions,
+                        notifications: tuple[int, int] | None = None) -> list[Variable]:
+    """The BMS-GATEWAY-MIB subtree for ``snapshot`` at monotonic time ``now``, sorted.
+
+    ``bus_numbers`` maps bus names to bmsBusIndex (see :func:`assign_bus_numbers`);
+    modules on a bus without a number, or whose address does not fit the index, are
+    left out. Before the first snapshot only the gateway's own scalars are served. Ages
+    are the seconds at ``now`` (the agent keeps them as :class:`Elapsed` values and
+    resolves them per request instead).
+    """
+    items = [resolve(v, now)
+             for _, part in make_bank_parts(snapshot, now=now, bus_numbers=bus_numbers,
+                                            options=options, notifications=notifications)
+             for v in part]
+    items.sort(key=lambda v: v.oid)
+    return items
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineInfo:
+    """The SNMP engine's identity and USM counters at one instant."""
+
+    engine_id: bytes
+    boots: int
+    time_s: int  #: snmpEngineTime: seconds since snmpEngineBoots last changed
+    max_message_size: int
+    usm: Mapping[str, int]  #: usmStats counters by the keys of :data:`USM_COUNTERS`
+
+
+def make_engine_variables(engine: EngineInfo) -> list[Variable]:
+    """The snmpEngine group and usmStats, sorted by OID."""
+    rows = _Rows()
+    rows.put(SNMP_ENGINE_ID, (0,), engine.engine_id)
+    rows.put(SNMP_ENGINE_BOOTS, (0,), engine.boots)
+    rows.put(SNMP_ENGINE_TIME, (0,), engine.time_s)
+    rows.put(SNMP_ENGINE_MAX_MESSAGE_SIZE, (0,), engine.max_message_size)
+    for key, obj in USM_COUNTERS.items():
+        rows.put(obj, (0,), engine.usm.get(key, 0))
     return rows.items
 
 
 def make_oid_table(snapshot: BankSnapshot | None, *, now: float, system: SystemInfo,
                    options: BankOptions, bus_numbers: Mapping[str, int],
                    counters: Mapping[str, int],
-                   notifications: tuple[int, int] | None = None) -> list[Variable]:
-    """Everything the agent serves at ``now``, sorted by OID (system, snmp, BMS).
+                   notifications: tuple[int, int] | None = None,
+                   engine: EngineInfo | None = None) -> list[Variable]:
+    """Everything the agent serves at ``now``, sorted by OID (system, snmp, BMS, then
+    snmpEngine and usmStats when ``engine`` is given).
     ``notifications``: the notification originator's (delivered, dropped) counts."""
     return (make_system_variables(system, now=now, started_at=options.started_at,
                                   counters=counters)
             + make_bank_variables(snapshot, now=now, bus_numbers=bus_numbers,
-                                  options=options, notifications=notifications))
+                                  options=options, notifications=notifications)
+            + (make_engine_variables(engine) if engine is not None else []))

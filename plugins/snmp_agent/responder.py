@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from plugins.snmp_agent import ber
-from plugins.snmp_agent.oid_map import OBJECT_OIDS, Variable
+from plugins.snmp_agent.oid_map import OBJECT_OIDS, Elapsed, Variable, resolve
 
 OID = tuple[int, ...]
 Item = int | tuple[OID, int]
@@ -37,40 +37,69 @@ class Table:
     """The served variables, sorted, with their varbinds encoded once.
 
     ``live`` maps OIDs whose value must be taken at request time (sysUpTime, the snmp
-    counters) to a function returning the current :class:`Variable`.
+    counters) to a function returning the current :class:`Variable`; a variable whose
+    value is an :class:`~plugins.snmp_agent.oid_map.Elapsed` (an age) is resolved with
+    ``clock`` at request time too. ``reuse``: a previous table whose encodings of the
+    very same variables are taken instead of encoding them again.
     """
 
-    __slots__ = ("oids", "variables", "encoded", "positions", "objects", "_live")
+    __slots__ = ("oids", "variables", "encoded", "positions", "objects", "_live", "_clock")
 
     def __init__(self, variables: Sequence[Variable], *,
                  live: Mapping[OID, Callable[[], Variable]] | None = None,
-                 objects: Iterable[OID] = OBJECT_OIDS) -> None:
+                 objects: Iterable[OID] = OBJECT_OIDS,
+                 clock: Callable[[], float] | None = None,
+                 reuse: Table | None = None) -> None:
         live = live or {}
         self.variables = list(variables)
         self.oids = [v.oid for v in self.variables]
         if any(a >= b for a, b in zip(self.oids, self.oids[1:])):
             raise ValueError("variables must be sorted by OID without duplicates")
-        self.encoded: list[bytes | None] = [
-            None if v.oid in live else ber.encode_varbind(v.oid, v.syntax, v.value)
-            for v in self.variables
-        ]
         self.positions = {oid: i for i, oid in enumerate(self.oids)}
-        self.objects = frozenset(objects)
+        self._clock = clock
         self._live = {self.positions[oid]: fn for oid, fn in live.items() if oid in self.positions}
+        self.encoded: list[bytes | None] = [None] * len(self.variables)
+        old = reuse.positions if reuse is not None else {}
+        for i, v in enumerate(self.variables):
+            if i in self._live or isinstance(v.value, Elapsed):
+                continue
+            j = old.get(v.oid)
+            if j is not None and reuse is not None and reuse.variables[j] == v:
+                self.encoded[i] = reuse.encoded[j]
+            else:
+                self.encoded[i] = ber.encode_varbind(v.oid, v.syntax, v.value)
+        self.objects = objects if isinstance(objects, frozenset) else frozenset(objects)
 
     def __len__(self) -> int:
         return len(self.oids)
 
+    def patch(self, i: int, v: Variable) -> None:
+        """Serve ``v`` at position ``i`` (the same OID) from now on."""
+        assert v.oid == self.oids[i]
+        self.variables[i] = v
+        live = i in self._live or isinstance(v.value, Elapsed)
+        self.encoded[i] = None if live else ber.encode_varbind(v.oid, v.syntax, v.value)
+
     def variable(self, i: int) -> Variable:
         fn = self._live.get(i)
-        return fn() if fn is not None else self.variables[i]
+        if fn is not None:
+            return fn()
+        v = self.variables[i]
+        if isinstance(v.value, Elapsed):
+            return resolve(v, self._now())
+        return v
 
     def varbind(self, i: int) -> bytes:
         raw = self.encoded[i]
         if raw is None:
-            v = self._live[i]()
+            v = self.variable(i)
             raw = ber.encode_varbind(v.oid, v.syntax, v.value)
         return raw
+
+    def _now(self) -> float:
+        if self._clock is None:
+            raise ValueError("a table with ages needs a clock")
+        return self._clock()
 
     def item_bytes(self, item: Item) -> bytes:
         if isinstance(item, int):

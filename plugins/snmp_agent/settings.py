@@ -59,6 +59,10 @@ def default_config() -> dict:
         "v2c": {"enabled": True, "community": "public"},
     }
 
+_ALLOWED_SOURCES = ("manager networks allowed to use it (IPv4 or IPv6 CIDR, e.g. 10.20.0.0/16 "
+                    "or 2001:db8::/32); requests from elsewhere are dropped unanswered and "
+                    "counted; omitted: every source")
+
 _HEX = re.compile(r"^(0x)?([0-9a-fA-F]{2}[:.]?)+$")
 
 
@@ -69,6 +73,8 @@ class V2cSettings(Section):
     community: pydantic.SecretStr = pydantic.Field(
         pydantic.SecretStr("public"),
         description="the read-only community; write it as ${ENV_VAR} to keep it out of the file")
+    allowed_sources: list[pydantic.IPvAnyNetwork] | None = pydantic.Field(
+        None, description=_ALLOWED_SOURCES)
 
     @pydantic.field_validator("community")
     @classmethod
@@ -93,6 +99,8 @@ class V3User(Section):
         "the Cisco variants); des is refused")
     priv_key: pydantic.SecretStr = pydantic.Field(
         description="privacy passphrase, 8 characters or more; use ${ENV_VAR}")
+    allowed_sources: list[pydantic.IPvAnyNetwork] | None = pydantic.Field(
+        None, description=_ALLOWED_SOURCES)
 
     @pydantic.field_validator("auth_protocol", "priv_protocol", mode="before")
     @classmethod

@@ -1,7 +1,7 @@
 """SNMPv3 USM as pysnmp sees it: the protocol choices of the ``snmp_agent`` settings
-mapped to pysnmp's protocols, shared by the agent's engine (:mod:`v3_engine`) and the
-inform senders (:mod:`inform`). Imported only when SNMPv3 is configured (it imports
-pysnmp).
+mapped to pysnmp's protocols, for the inform senders (:mod:`inform`; the tests use it
+for their pysnmp clients too). Imported only when v3 informs are configured (it imports
+pysnmp); the agent's own SNMPv3 engine (:mod:`v3_engine`) does not use pysnmp.
 
 The names and why each is offered are in :mod:`settings` and docs/snmp.md. pysnmp has
 both key extensions for AES-192/256: ``USM_PRIV_CFB*_AES_BLUMENTHAL`` is
@@ -34,9 +34,9 @@ PRIV_PROTOCOLS: dict[PrivProtocol, tuple[int, ...]] = {
 
 def add_user(snmp_engine: engine.SnmpEngine, name: str, *, auth_protocol: AuthProtocol,
              auth_key: str, priv_protocol: PrivProtocol, priv_key: str) -> None:
-    """Add one USM user. pysnmp turns the passphrases into keys here, once (RFC 3414
-    A.2: a megabyte of hashing each): localized to this engine's ID for the agent,
-    and for an inform sender, whose receiver is authoritative, localized once to the
-    receiver's engine ID when pysnmp first discovers it. No request pays for it."""
+    """Add one USM user to a pysnmp engine. pysnmp turns the passphrases into keys
+    (RFC 3414 A.2: a megabyte of hashing each); for an inform sender, whose receiver is
+    authoritative, they are localized once to the receiver's engine ID when pysnmp first
+    discovers it. No inform pays for it."""
     config.add_v3_user(snmp_engine, name, AUTH_PROTOCOLS[auth_protocol], auth_key,
                        PRIV_PROTOCOLS[priv_protocol], priv_key)

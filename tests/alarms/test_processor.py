@@ -60,10 +60,41 @@ def test_the_hub_publishes_the_table_and_queues_announced_events(alarm_bank):
     snap = hub.update("rs485", modules=[m(1, now=clock.now), m(2, now=clock.now)])
     assert snap.alarms == () and snap.alarm_last_seq == 2
     (ev,) = drain(q)
-    assert isinstance(ev, AlarmCleared) and ev.alarm == a and ev.clear_seq == 2
+    assert isinstance(ev, AlarmCleared) and ev.clear_seq == 2
+    assert (ev.alarm.seq, ev.alarm.raised_at) == (a.seq, a.raised_at)
     assert ev.cleared_at == clock.now and ev.cleared_wall_time == alarm_bank.WALL0 + clock.now
     events = [r["event"] for r in p.take_journal()]
     assert events == ["raised", "cleared"]
+
+
+def test_the_clear_notification_and_the_event_log_carry_the_value_at_clearing(alarm_bank):
+    """The bmsAlarmCleared varbinds (value, threshold, text) and the log's "cleared"
+    record say the same: the value at clearing and the clear level, not the raise's."""
+    from plugins.snmp_agent import notifications, oid_map
+
+    clock = Clock()
+    p = AlarmProcessor(AlarmsSettings.model_validate(FAST))
+    hub = make_hub(clock, p, alarm_bank.WALL0)
+    q = hub.subscribe_events()
+    m = alarm_bank.module
+    hub.update("rs485", modules=[m(1, now=clock.now, cell=(5, 3650))])
+    clock.now += 1
+    hub.update("rs485", modules=[m(1, now=clock.now, cell=(5, 3420))])
+    raised, cleared = drain(q)
+    text = "module 1 cell 5 at 3.420 V <= 3.450 V (limit 3.600 V - 0.150 V)"
+    assert (cleared.alarm.value, cleared.alarm.threshold, cleared.alarm.text) == (3420, 3450, text)
+    trap = notifications.make_alarm_notification(cleared, 100)
+    seq = raised.alarm.seq
+    by_oid = {v.oid: v.value for v in trap.varbinds}
+    assert by_oid[oid_map.ALARM_VALUE.oid + (seq,)] == 3420
+    assert by_oid[oid_map.ALARM_THRESHOLD.oid + (seq,)] == 3450
+    assert by_oid[oid_map.ALARM_TEXT.oid + (seq,)] in (text, text.encode())
+    raise_trap = notifications.make_alarm_notification(raised, 99)
+    assert {v.oid: v.value for v in raise_trap.varbinds}[oid_map.ALARM_VALUE.oid + (seq,)] == 3650
+    records = {r["event"]: r for r in p.take_journal()}
+    assert (records["cleared"]["value"], records["cleared"]["threshold"],
+            records["cleared"]["text"]) == (3420, 3450, text)
+    assert (records["raised"]["value"], records["raised"]["threshold"]) == (3650, 3600)
 
 
 def test_storm_absorbed_alarms_are_in_the_table_and_the_log_but_not_queued(alarm_bank):
@@ -109,7 +140,8 @@ def test_state_round_trip_and_silent_restart(alarm_bank, tmp_path):
     snap = hub2.update("rs485", modules=[m(1, now=clock2.now, cell=(5, 3660)),
                                          m(2, now=clock2.now)])
     (ev,) = drain(q)
-    assert isinstance(ev, AlarmCleared) and ev.alarm == restored[2] and ev.clear_seq == 3
+    assert isinstance(ev, AlarmCleared) and ev.alarm.seq == restored[2].seq and ev.clear_seq == 3
+    assert ev.alarm.raised_wall_time == restored[2].raised_wall_time and ev.alarm.value == 3302
     assert [a.seq for a in snap.alarms] == [1]
     records = p2.take_journal()
     assert [(r["event"], r["seq"]) for r in records] == [("confirmed", 1), ("cleared", 2)]

@@ -53,8 +53,55 @@ def test_hysteresis_the_band_between_the_levels_changes_nothing(alarm_bank):
     for t, mv in enumerate((3550, 3500, 3451, 3599, 3460), start=2):  # inside the band
         assert d.step(t, [m(1, cell=(7, mv))]) == []
     (cleared,) = d.step(10, [m(1, cell=(7, 3450))])  # reaching the clear level clears
-    assert cleared.action is CLEARED and cleared.alarm == a and cleared.clear_seq == 2
+    assert cleared.action is CLEARED and cleared.clear_seq == 2
+    # the clear reports the value that cleared it and the clear level, not the raise's
+    assert cleared.alarm == dataclasses.replace(
+        a, value=3450, threshold=3450,
+        text="module 1 cell 7 at 3.450 V <= 3.450 V (limit 3.600 V - 0.150 V)")
     assert d.state.last_seq == 2 and d.state.alarms == ()
+
+
+def test_a_clear_carries_the_value_at_clearing_after_its_delay(alarm_bank):
+    """Raised at 3.650 V, gone at 3.400 V, cleared 10 s later at 3.380 V: the clear says
+    3.380 V, the clear level 3.450 V and how it is made (3.600 V less 0.150 V)."""
+    d = alarm_bank.Driver({"cell_voltage_high": {"raise_delay_s": 0, "clear_delay_s": 10}})
+    m = alarm_bank.module
+    (raised,) = d.step(0, [m(2, cell=(4, 3650))])
+    assert (raised.alarm.value, raised.alarm.threshold) == (3650, 3600)
+    assert d.step(1, [m(2, cell=(4, 3400))]) == []
+    assert d.step(6, [m(2, cell=(4, 3390))]) == []
+    (cleared,) = d.step(11, [m(2, cell=(4, 3380))])
+    a = cleared.alarm
+    assert (a.seq, a.value, a.threshold, a.sub_index) == (raised.alarm.seq, 3380, 3450, 4)
+    assert a.raised_at == 0 and a.raised_wall_time == raised.alarm.raised_wall_time
+    assert a.text == "module 2 cell 4 at 3.380 V <= 3.450 V (limit 3.600 V - 0.150 V)"
+    assert "3.650" not in a.text
+
+
+@pytest.mark.parametrize("kind, raising, clearing, text", [
+    ("cell_voltage_low", {"cell": (16, 2750)}, {"cell": (16, 3010)},
+     "module 1 cell 16 at 3.010 V >= 3.000 V (limit 2.800 V + 0.200 V)"),
+    ("pack_voltage_high", {"voltage_mv": 56_100}, {"voltage_mv": 55_200},
+     "module 1 voltage 55.20 V <= 55.25 V (limit 56.00 V - 0.75 V)"),
+    ("discharge_current_high", {"current_ma": -101_000}, {"current_ma": -89_900},
+     "module 1 discharge 89.9 A <= 90.0 A (limit 100.0 A - 10.0 A)"),
+    ("mosfet_temp_high", {"temps": (250, 250, 250, 250, 800, 250)},
+     {"temps": (250, 250, 250, 250, 650, 250)},
+     "module 1 sensor 5 65.0 C <= 70.0 C (limit 80.0 C - 10.0 C)"),
+    ("soc_low", {"soc": 150}, {"soc": 260},
+     "module 1 SOC 26.0 % >= 25.0 % (limit 20.0 % + 5.0 %)"),
+])
+def test_every_clear_text_names_value_clear_level_limit_and_hysteresis(
+        alarm_bank, kind, raising, clearing, text):
+    d = alarm_bank.Driver({k: ({"enabled": False} if k != kind else NO_DELAY)
+                           for k in catalog.THRESHOLDS})
+    m = alarm_bank.module
+    (raised,) = d.step(0, [m(1, **raising)])
+    (cleared,) = d.step(1, [m(1, **clearing)])
+    assert cleared.action is CLEARED and cleared.alarm.kind == kind
+    assert cleared.alarm.text == text and len(text.encode()) <= catalog.MAX_TEXT
+    assert cleared.alarm.value != raised.alarm.value
+    assert cleared.alarm.threshold != raised.alarm.threshold  # the clear level
 
 
 def test_raise_delay_needs_the_condition_without_a_break(alarm_bank):
@@ -184,6 +231,41 @@ def test_a_bus_that_is_down_suppresses_its_modules_comm_alarms_and_data_age(alar
         assert d.step(t, [m(1, status=ModuleStatus.STALE), m(2, status=ModuleStatus.STALE)],
                       buses=down) == []
     assert kinds(d.step(300, [m(1, now=300), m(2, now=300)])) == [("cleared", "bus_down", 0)]
+
+
+def test_comm_bus_and_data_age_clears_say_how_things_stand_now(alarm_bank):
+    d = alarm_bank.Driver({"module_offline": NO_DELAY, "module_stale": NO_DELAY,
+                           "bus_down": NO_DELAY})
+    m, bus = alarm_bank.module, alarm_bank.bus
+    d.step(0, [m(1)])
+    d.step(1, [m(1, now=1, status=ModuleStatus.OFFLINE, age_s=95)])
+    (t,) = d.step(2, [m(1, now=2, age_s=0.5)])
+    assert (t.action, t.alarm.kind, t.alarm.value) == (CLEARED, "module_offline", 0)
+    assert t.alarm.text == "module 1 answering again, data 0 s old (bus b1 adr 1)"
+    d.step(3, [m(1, now=3)], buses=[bus(now=3, connected=False)])
+    (t,) = d.step(4, [m(1, now=4)], buses=[bus(now=4)])
+    assert (t.alarm.kind, t.alarm.text) == ("bus_down",
+                                            "port up: bus b1 (socket://127.0.0.1:4001)")
+    d.step(5, [m(1, now=5)], buses=[bus(now=5, cycle_age_s=70)])
+    (t,) = d.step(6, [m(1, now=6)], buses=[bus(now=6, cycle_age_s=2)])
+    assert (t.alarm.kind, t.alarm.value, t.alarm.threshold) == ("data_age_high", 2, 30)
+    assert t.alarm.text == "bus b1 poll age 2 s <= 30 s (limit 60 s - 30 s)"
+
+
+def test_a_bms_clear_names_the_flag_and_a_disabled_rule_clears_without_a_value(alarm_bank):
+    d = alarm_bank.Driver({"bms_fault": NO_DELAY, "cell_voltage_high": NO_DELAY})
+    m = alarm_bank.module
+    d.step(0, [m(3, bms=BmsStatus(faults=Fault.VOLTAGE_SENSOR), cell=(2, 3700))])
+    out = {t.alarm.kind: t for t in d.step(1, [m(3)])}
+    assert out["fault_voltage_sensor"].alarm.text == (
+        "module 3 BMS fault ended: voltage sensor failure (ERR 1x)")
+    d = alarm_bank.Driver({"cell_voltage_high": NO_DELAY})
+    d.step(0, [m(3, cell=(2, 3700))])
+    d.settings = AlarmsSettings.model_validate({"cell_voltage_high": {"enabled": False}})
+    (t,) = d.step(1, [m(3, cell=(2, 3700))])
+    assert (t.action, t.reason) == (CLEARED, "rule disabled")
+    assert (t.alarm.value, t.alarm.threshold) == (None, None)  # never the raise's value
+    assert t.alarm.text == "module 3 cell_voltage_high cleared: rule disabled"
 
 
 def test_never_seen_modules_are_offline_after_the_start_grace(alarm_bank):

@@ -100,3 +100,16 @@ def test_the_processor_runs_before_the_alarm_rules():
     gw = Gateway(config, pm)
     names = [type(p).__name__ for p in gw.hub._processors]
     assert names.index("BackupProcessor") < names.index("AlarmProcessor")
+
+
+def test_the_mqtt_plugin_skips_the_bank_power_events():
+    # the hub's queues carry every event to every subscriber: an event the mqtt plugin
+    # does not publish must not stop it (it raised TypeError before)
+    from plugins.mqtt.topic_map import Layout, event_message
+
+    e = BackupEstimate(state=BankState.DISCHARGING, seconds_on_battery=0)
+    layout = Layout("bms", "site-1")
+    assert event_message(layout, BankOnBattery(since=0.0, since_wall_time=WALL0,
+                                               estimate=e)) is None
+    assert event_message(layout, BankOnMains(at=1.0, wall_time=WALL0, record=RECORD,
+                                             estimate=e)) is None

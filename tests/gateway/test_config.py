@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pydantic
@@ -171,6 +172,30 @@ def test_env_substitution_and_redaction(tmp_path):
     assert "s3cret" not in repr(cfg.section("demo")) and "s3cret" not in str(shown)
 
 
+def test_only_secrets_are_redacted_not_every_value_from_the_environment(tmp_path):
+    """A value substituted from ${...} shows as it is unless its field is a secret."""
+    cfg = load(tmp_path, "demo:\n  label: ${GW_LABEL}\n  community: ${GW_COMM}\n"
+               "  inner: {host: '${GW_HOST:-10.0.0.9}'}\n",
+               environ={"GW_LABEL": "/srv/scenarios/cell-ramp.yaml", "GW_COMM": "s3cret"})
+    shown = cfg.redacted()
+    assert shown["demo"] == {"label": "/srv/scenarios/cell-ramp.yaml", "community": REDACTED,
+                             "inner": {"host": "10.0.0.9"}}
+    cfg = load(tmp_path, "demo:\n  enabled: false\n  community: ${GW_COMM}\n"
+               "  label: ${GW_LABEL}\n", environ={"GW_LABEL": "shown", "GW_COMM": "s3cret"})
+    assert cfg.redacted()["demo"] == {"enabled": False, "community": REDACTED,
+                                      "label": "shown"}
+
+
+def test_the_password_of_a_url_is_redacted(tmp_path):
+    cfg = load(tmp_path, "demo:\n  label: socket://admin:${GW_PW}@10.0.0.1:4001\n"
+               "  items: [{host: 'rfc2217://u:p@w@h:1'}, {host: 'socket://10.0.0.2:4001'}]\n",
+               environ={"GW_PW": "s3cr/t"})
+    shown = cfg.redacted()["demo"]
+    assert shown["label"] == f"socket://admin:{REDACTED}@10.0.0.1:4001"
+    assert shown["items"] == [{"host": f"rfc2217://u:{REDACTED}@h:1"},
+                              {"host": "socket://10.0.0.2:4001"}]
+
+
 def test_secret_fields_are_redacted_even_when_written_in_clear(tmp_path):
     cfg = load(tmp_path, "demo:\n  community: written-in-the-file\n  label: shown\n")
     shown = cfg.redacted()
@@ -214,3 +239,22 @@ def test_null_section_means_defaults():
     doc = parse_yaml("demo:\n", "f.yaml")
     cfg = validate_document(doc, MODELS)
     assert cfg.section("demo") == Demo()
+
+
+def test_check_config_print_shows_a_scenario_path_from_the_environment(tmp_path, capsys,
+                                                                     monkeypatch):
+    """The real plugins' models: a simulator scenario named by ${...} is printed, the SNMP
+    community next to it is not."""
+    scenario = tmp_path / "faults.yaml"
+    scenario.write_text("steps: []\n")
+    f = tmp_path / "gw.yaml"
+    f.write_text("rs485_bms:\n  buses:\n    - name: sim\n      simulate:\n"
+                 "        scenario: ${GW_SCENARIO}\n"
+                 "snmp_agent:\n  port: 16161\n  v2c:\n    community: ${GW_COMM}\n")
+    monkeypatch.setenv("GW_SCENARIO", str(scenario))
+    monkeypatch.setenv("GW_COMM", "s3cret")
+    assert cli.main(["check-config", "--print", str(f)]) == 0
+    out = capsys.readouterr().out
+    printed = json.loads(out[:out.rindex("}") + 1])
+    assert printed["rs485_bms"]["buses"][0]["simulate"]["scenario"] == str(scenario)
+    assert printed["snmp_agent"]["v2c"]["community"] == REDACTED and "s3cret" not in out

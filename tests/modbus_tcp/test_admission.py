@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from plugins.modbus_tcp.admission import Slot, make_room, overdue, source_allowed
+from plugins.modbus_tcp.admission import Slot, overdue, source_allowed, surplus
 
 
 def slots(*spec):
@@ -12,31 +12,45 @@ def slots(*spec):
     return [Slot(*s) for s in spec]
 
 
-def test_room_is_free_below_both_limits():
-    assert make_room(slots(("a", "10.0.0.1", 1.0)), "10.0.0.2",
-                     max_connections=2, max_per_source=2) is None
+def test_nothing_to_close_within_both_limits():
+    assert surplus(slots(("a", "10.0.0.1", 1.0)), max_connections=2, max_per_source=2) == []
 
 
-def test_a_full_server_closes_the_longest_idle_rather_than_refusing():
-    s = slots(("a", "10.0.0.1", 5.0), ("b", "10.0.0.2", 1.0), ("c", "10.0.0.3", 3.0))
-    assert make_room(s, "10.0.0.4", max_connections=3, max_per_source=3) == "b"
+def test_over_the_limit_the_longest_idle_goes_rather_than_the_newcomer():
+    s = slots(("a", "10.0.0.1", 5.0), ("b", "10.0.0.2", 1.0), ("c", "10.0.0.3", 3.0),
+              ("new", "10.0.0.4", 6.0))
+    assert surplus(s, max_connections=3, max_per_source=3) == ["b"]
 
 
-def test_a_full_server_takes_the_room_from_the_source_with_most_connections():
+def test_over_the_limit_the_room_comes_from_the_source_with_most_connections():
     s = slots(("scada", "10.0.0.5", 1.0),  # idle longest, but alone
-              ("f1", "10.0.0.9", 4.0), ("f2", "10.0.0.9", 2.0), ("f3", "10.0.0.9", 3.0))
-    assert make_room(s, "10.0.0.6", max_connections=4, max_per_source=4) == "f2"
+              ("f1", "10.0.0.9", 4.0), ("f2", "10.0.0.9", 2.0), ("f3", "10.0.0.9", 3.0),
+              ("new", "10.0.0.6", 5.0))
+    assert surplus(s, max_connections=4, max_per_source=4) == ["f2"]
 
 
-def test_a_source_at_its_limit_makes_room_among_its_own():
-    s = slots(("other", "10.0.0.5", 0.5), ("f1", "10.0.0.9", 4.0), ("f2", "10.0.0.9", 2.0))
-    assert make_room(s, "10.0.0.9", max_connections=10, max_per_source=2) == "f2"
+def test_a_source_over_its_limit_loses_its_own_longest_idle():
+    s = slots(("other", "10.0.0.5", 0.5), ("f1", "10.0.0.9", 4.0), ("f2", "10.0.0.9", 2.0),
+              ("f3", "10.0.0.9", 5.0), ("f4", "10.0.0.9", 6.0))
+    assert surplus(s, max_connections=10, max_per_source=2) == ["f2", "f1"]
+
+
+def test_both_limits_together_and_keep():
+    s = slots(*((f"f{i}", "10.0.0.9", float(i)) for i in range(6)),
+              ("o1", "10.0.0.5", 0.0), ("o2", "10.0.0.6", 0.1))
+    # per source: f0, f1 go (4 left); in all 6 > 5: the biggest source loses f2
+    assert surplus(s, max_connections=5, max_per_source=4) == ["f0", "f1", "f2"]
+    # the newcomer to keep is never chosen, even when it is the idlest
+    assert surplus(s, max_connections=7, max_per_source=8, keep={"f0"}) == ["f1"]
+    assert surplus(slots(("k", "x", 0.0)), max_connections=0, max_per_source=0,
+                   keep={"k"}) == []
 
 
 def test_idle_counts_from_the_last_complete_request():
     """A trickling client's bytes do not renew its slot: only completed requests do."""
-    s = slots(("trickle", "10.0.0.9", 1.0, 1.5), ("poller", "10.0.0.9", 9.0))
-    assert make_room(s, "10.0.0.9", max_connections=2, max_per_source=8) == "trickle"
+    s = slots(("trickle", "10.0.0.9", 1.0, 1.5), ("poller", "10.0.0.9", 9.0),
+              ("new", "10.0.0.9", 9.5))
+    assert surplus(s, max_connections=2, max_per_source=8) == ["trickle"]
 
 
 def test_overdue_frames():

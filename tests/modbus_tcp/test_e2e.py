@@ -322,8 +322,9 @@ def test_a_full_server_closes_the_longest_idle_connection_for_a_new_one(make_ser
         assert mb.transact(b, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
         with rs.connect() as c:
             assert mb.transact(c, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
-        assert closed_by_server(a)  # idle the longest
-        assert mb.transact(b, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
+            assert closed_by_server(a)  # idle the longest, closed once c had its chance
+            assert mb.transact(b, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
+            assert mb.transact(c, 1, mb.read_pdu(3, 0, 1))[1][0] == 3
         assert rs.server.counters.evicted == 1
     finally:
         a.close()
@@ -532,13 +533,18 @@ def test_the_mbpoll_examples_in_the_docs_work(make_server, mbpoll, repo):
         del args[2:4]  # the fixture's mbpoll adds "-m tcp -p PORT -0 -1"
         args = [a for a in args if a not in ("-m", "tcp", "-0", "-1")]
         outputs[line] = mbpoll(rs.port, *args)
-    *reads, write = lines
-    for line in reads:
-        assert outputs[line].returncode == 0, (line, outputs[line].stderr)
-    assert "Illegal function" in outputs[write].stderr
-    assert values(outputs[lines[1]]) == {12: snap.bank.current_ma}
-    assert values(outputs[lines[4]]) == {40000: 21365, 40001: 28243}
-    assert values(outputs[lines[2]])[1402] == 3 and values(outputs[lines[3]])[1002] == 3
+    def line(*parts):
+        (found,) = [ln for ln in lines if all(f" {part} " in f" {ln} " for part in parts)]
+        return outputs[found]
+    write = line("127.0.0.1 5")  # a value after the host: a write
+    for ln in lines:
+        if outputs[ln] is not write:
+            assert outputs[ln].returncode == 0, (ln, outputs[ln].stderr)
+    assert "Illegal function" in write.stderr
+    assert values(line("-r 12")) == {12: snap.bank.current_ma}
+    assert values(line("-r 40000")) == {40000: 21365, 40001: 28243}
+    assert values(line("-a 1", "-r 1400"))[1402] == 3
+    assert values(line("-a 103", "-r 1000"))[1002] == 3
 
 
 # ---------------------------------------------------------------- pymodbus client ------

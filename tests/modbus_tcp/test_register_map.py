@@ -377,8 +377,8 @@ def test_same_input_same_image(snapshot, clock):
     (116, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # just past the bank block
     (112, 5, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # crosses its end
     (999, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # starts before a module block
-    (1129, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),
-    (13730, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),
+    (1137, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # crosses module block 1's end
+    (13738, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),
     (40135, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),
     (65535, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),
 ])
@@ -390,8 +390,8 @@ def test_reads_outside_blocks_or_bad_quantities_are_refused(snapshot, clock, add
 def test_reads_inside_a_block_slice_it(snapshot, clock):
     image = image_of(snapshot, clock.now)
     assert rm.read_registers(image.bank_unit, 0, 116) == block_at(image, 0).values
-    assert rm.read_registers(image.bank_unit, 1005, 125) == block_at(image, 1000).values[5:]
-    assert rm.read_registers(image.bank_unit, 13729, 1) == block_at(image, 13600).values[-1:]
+    assert rm.read_registers(image.bank_unit, 1005, 125) == block_at(image, 1000).values[5:130]
+    assert rm.read_registers(image.bank_unit, 13737, 1) == block_at(image, 13600).values[-1:]
     assert rm.read_registers(image.bank_unit, 40000, 2) == (0x5375, 0x6E53)
 
 
@@ -444,7 +444,8 @@ def test_register_map_contract_is_locked():
 RELEASED_LAYOUTS = {
     1: "4caae8652275d4e03898216a5bee1175f9027dba88218336042cba2927ca8b1a",
     2: "d7a3ca229513901932ed4967e5bdceb7fe438c9e3daca8ba61bbb4366b00e40d",
-    3: "2fde4e5ec0ab9136d3ddce4f767193cb6e087d59ee1b73054f70ddfe28b2602c",
+    3: "0c6b44abec511651179beff2ee8b6086955041eb6a42501fe77d5b480847502d",
+    4: "1510a1b63d33f68226d2ac4aafcfcf25c0827dcb51c824ba8496139f0ce17bcf",
 }
 
 
@@ -487,3 +488,20 @@ def test_generator_command_prints_the_docs_and_the_lock():
         text=True, check=True, cwd=REPO).stdout
     assert run("--markdown") == rm.render_markdown()
     assert json.loads(run("--json")) == rm.contract()
+
+
+def test_module_block_serves_the_led_view_and_nothing_for_a_stale_module(snapshot, clock, mb):
+    """The LED view (gateway.leds) at the end of the module block, map version 3."""
+    from gateway.leds import LedState
+
+    f = module_fields(image_of(snapshot, clock.now), mb.TROUBLED)
+    # discharging (negative current), a protection (ALM orange steady), a temperature
+    # sensor fault (ERR steady, 2 flashes), SOC 67.5 %: three lights, none flashing
+    assert (f["led_run"], f["led_alm"], f["led_err"]) == (
+        LedState.FAST_FLASH, LedState.STEADY, LedState.STEADY)
+    assert [f[f"led_soc_{i}"] for i in range(1, 5)] == [
+        LedState.STEADY, LedState.STEADY, LedState.STEADY, LedState.OFF]
+    assert f["led_err_codes"] == 0b10
+    stale = module_fields(image_of(snapshot, clock.now), mb.STALE)
+    for name in ("led_run", "led_alm", "led_err", "led_soc_1", "led_err_codes"):
+        assert stale[name] is None, name

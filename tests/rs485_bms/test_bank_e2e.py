@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import tempfile
 import time
@@ -14,7 +15,14 @@ from collections.abc import Callable
 import pytest
 
 from gateway.hub import Hub
-from gateway.model import BankSnapshot, Condition, Fault, LinkState, ModuleStatus
+from gateway.model import (
+    BankSnapshot,
+    BusPolling,
+    Condition,
+    Fault,
+    LinkState,
+    ModuleStatus,
+)
 
 from plugins.rs485_bms.poller.link import ModuleLink
 from plugins.rs485_bms.sim.scenario import Scenario
@@ -211,18 +219,87 @@ def test_master_mode_reads_the_bank_through_pack_1():
     run(scenario())
 
 
-def test_master_mode_leaves_a_silent_slave_out_and_never_guesses():
-    """A silent slave: the master reports one pack less; no module can be updated."""
+def test_master_mode_a_silent_slave_goes_offline_on_its_own(caplog):
+    """Issue 12: the master leaves a silent slave out (one pack less). Which block is
+    whose cannot be read from the answer, so the poller asks each module at its own
+    address: the silent slave goes offline on its own, the others keep updating with
+    their own values, and when the slave is back the master's full answer is used."""
+    caplog.set_level(logging.INFO, logger="plugins.rs485_bms.poller.source")
+
     async def scenario():
-        bank = Bank(mode="master", packs=4,
-                    steps=[{"until_s": 1.5, "packs": [3], "fault": "silence"}])
+        bank = Bank(mode="master", packs=4, timeout_ms=SHORT_TIMEOUT_MS,
+                    steps=[{"until_s": 4.0, "packs": [3], "fault": "silence"}])
         async with bank.running():
-            snap = await bank.until(lambda s: s.buses[0].counters.format_errors >= 2)
-            assert statuses(snap) == [ModuleStatus.NEVER_SEEN] * 4
-            assert all(m.telemetry is None for m in snap.modules)
-            assert snap.buses[0].counters.timeouts == 0  # the master did answer
-            snap = await bank.until(all_ok)
-        assert snap.bank.modules_online == 4
+            snap = await bank.until(lambda s: s.modules[2].status is ModuleStatus.NEVER_SEEN
+                                    and s.modules[2].counters.timeouts >= 2
+                                    and all(statuses(s)[i] is ModuleStatus.OK
+                                            for i in (0, 1, 3)))
+            assert snap.modules[2].telemetry is None
+            for i in (0, 1, 3):  # each module's own values, never another's block
+                assert snap.modules[i].telemetry.cell_mv == bank.sim.sent[i + 1].cell_mv
+            bus = snap.buses[0]
+            assert bus.polling is BusPolling.MASTER and bus.master_fallbacks == 0
+            assert bus.counters.format_errors == 0
+            snap = await bank.until(lambda s: all_ok(s) and s.modules[2].link
+                                    is LinkState.ONLINE)
+            before = snap.modules[0].counters.frames_ok
+            snap = await bank.until(lambda s: s.modules[0].counters.frames_ok >= before + 2)
+        assert snap.bank.modules_online == 4 and snap.buses[0].polling is BusPolling.MASTER
+        assert "the master reports 3 of 4 packs" in caplog.text
+        assert "the master reports all 4 packs again" in caplog.text
+    run(scenario())
+
+
+def test_master_mode_a_silent_slave_reaches_offline_while_the_others_update():
+    async def scenario():
+        bank = Bank(mode="master", packs=4, timeout_ms=SHORT_TIMEOUT_MS,
+                    steps=[{"at_s": 0.5, "packs": [2], "fault": "silence"}])
+        async with bank.running():
+            await bank.until(all_ok)
+            snap = await bank.until(lambda s: s.modules[1].status is ModuleStatus.OFFLINE)
+            assert [statuses(snap)[i] for i in (0, 2, 3)] == [ModuleStatus.OK] * 3
+            updated = [snap.modules[i].updated_at for i in (0, 2, 3)]
+            snap = await bank.until(lambda s: all(
+                s.modules[i].updated_at > u for i, u in zip((0, 2, 3), updated)))
+        assert snap.modules[1].status is ModuleStatus.OFFLINE
+    run(scenario())
+
+
+def test_master_mode_falls_back_to_one_by_one_when_the_master_is_silent(caplog):
+    """The master (pack 1) is silent for several cycles: after master_fallback_after
+    cycles the modules are polled at their own addresses (pack 1 offline, the others
+    online), the bus status says so, and master mode returns once the master answers."""
+    async def scenario():
+        bank = Bank(mode="master", packs=3, timeout_ms=SHORT_TIMEOUT_MS,
+                    master_fallback_after=2, master_retry_s=1,
+                    steps=[{"until_s": 4.0, "packs": [1], "fault": "silence"}])
+        async with bank.running():
+            snap = await bank.until(lambda s: s.buses[0].polling
+                                    is BusPolling.MASTER_FALLBACK
+                                    and statuses(s)[1:] == [ModuleStatus.OK] * 2)
+            assert snap.modules[0].status is ModuleStatus.NEVER_SEEN
+            assert snap.buses[0].master_fallbacks == 1
+            assert snap.buses[0].counters.timeouts >= 2
+            for m in snap.modules[1:]:
+                assert m.telemetry.cell_mv == bank.sim.sent[m.address].cell_mv
+            snap = await bank.until(lambda s: s.buses[0].polling is BusPolling.MASTER
+                                    and all_ok(s))
+        assert snap.buses[0].master_fallbacks == 1
+        assert ("the master (address 1) gave no usable answer for 2 cycles in a row: "
+                "polling the modules one by one") in caplog.text
+        assert "the master answers again: back to master mode" in caplog.text
+    run(scenario())
+
+
+def test_master_mode_falls_back_when_the_master_answers_garbled():
+    async def scenario():
+        bank = Bank(mode="master", packs=3, master_fallback_after=2,
+                    steps=[{"packs": [1], "fault": "corrupt", "commands": [0x42]}])
+        async with bank.running():
+            snap = await bank.until(lambda s: s.buses[0].polling
+                                    is BusPolling.MASTER_FALLBACK
+                                    and statuses(s)[1:] == [ModuleStatus.OK] * 2)
+        assert snap.modules[0].counters.checksum_errors >= 1  # its own, addressed, 0x42
     run(scenario())
 
 
@@ -344,6 +421,21 @@ def test_bad_answers_are_counted_and_the_pack_recovers(fault, counter):
             assert all(s is ModuleStatus.OK for s in statuses(snap)[::2])
             snap = await bank.until(all_ok)
         assert getattr(snap.modules[0].counters, counter) == 0
+    run(scenario())
+
+
+def test_adr00_answers_of_an_rs232_console_port_are_taken_and_counted():
+    """A console port answers with ADR 00 whatever the module's address: the answers pair
+    with the request in flight, the module is online, and the bus counts them."""
+    async def scenario():
+        bank = Bank(steps=[{"packs": [2], "fault": "wrong_address", "wrong_address": 0}])
+        async with bank.running():
+            snap = await bank.until(lambda s: all_ok(s) and s.buses[0].cycles >= 2)
+        pack2 = snap.modules[1]
+        assert pack2.telemetry is not None and pack2.counters.wrong_address == 0
+        assert pack2.counters.adr0_answers >= 4  # 0x42 and 0x44 of two cycles, identity
+        assert snap.modules[0].counters.adr0_answers == 0
+        assert snap.buses[0].counters.adr0_answers == pack2.counters.adr0_answers
     run(scenario())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -79,15 +80,59 @@ def test_scan_diagnoses_wrong_dip_address(gateway_cmd, subprocess_env, simulator
     assert "configured but not answering: 2" in res.stdout
 
 
+SCENARIOS = Path(__file__).resolve().parents[2] / "config/scenarios"
+
+
+def scan_scenario(gateway_cmd, env, simulator, name: str):
+    """Scan addresses 1-3 of a 3-pack simulated bank running config/scenarios/NAME."""
+    url = socket_url(simulator("--listen", "tcp://127.0.0.1:0", "--packs", "3",
+                               "--scenario", str(SCENARIOS / name)))
+    res = scan(gateway_cmd, env, url, "--addresses", "1-3")
+    assert res.returncode == 1, res.stdout + res.stderr
+    return [line for line in res.stdout.splitlines() if line.startswith("! ")]
+
+
 def test_scan_diagnoses_duplicate_address(gateway_cmd, subprocess_env, simulator):
-    url = socket_url(simulator("--listen", "tcp://127.0.0.1:0", "--packs", "3", steps="""
-        steps:
-          - {packs: [3], fault: duplicate_address}
-    """))
-    res = scan(gateway_cmd, subprocess_env, url, "--addresses", "1-3")
-    assert res.returncode == 1
-    assert "address 3: garbled answers" in res.stdout
-    assert "two modules probably share this DIP address" in res.stdout
+    [line] = scan_scenario(gateway_cmd, subprocess_env, simulator, "duplicate-address.yaml")
+    assert line.startswith("! address 2: duplicate_address: 6 answer windows: 0 good")
+    assert "characters garbled in most answers" in line and "e.g. ~25024600F07A" in line
+    assert "different addresses need to be set" in line  # the manual's remedy
+
+
+def test_scan_calls_bad_checksums_from_one_address_line_noise(gateway_cmd, subprocess_env,
+                                                              simulator):
+    """Issue 12: every answer of one pack failing its checksum is no duplicate address."""
+    [line] = scan_scenario(gateway_cmd, subprocess_env, simulator, "checksum-errors.yaml")
+    assert line.startswith("! address 2: line_noise: 6 answer windows: 0 good; 6 garbled "
+                           "(6 bad CHKSUM/LCHKSUM")
+    assert "the damage at different places each time, no window held two answers" in line
+    assert "check that the physical connection of the communication circuit is normal" in line
+    assert "duplicate" not in line
+
+
+def test_scan_calls_random_bit_errors_at_one_address_line_noise(gateway_cmd, subprocess_env,
+                                                                simulator):
+    [line] = scan_scenario(gateway_cmd, subprocess_env, simulator, "line-noise.yaml")
+    assert line.startswith("! address 2: line_noise: 6 answer windows: ")
+    assert "the damage at different places each time" in line
+
+
+def test_scan_blames_the_line_for_reflections(gateway_cmd, subprocess_env, simulator):
+    lines = scan_scenario(gateway_cmd, subprocess_env, simulator, "reflections.yaml")
+    verdicts = [line for line in lines if ": reflections: " in line]
+    assert verdicts and not any("duplicate_address" in line for line in lines)
+    assert all("missing or misplaced terminator" in line for line in verdicts)
+
+
+def test_scan_recognises_a_wrong_baud_rate(gateway_cmd, subprocess_env, simulator):
+    lines = scan_scenario(gateway_cmd, subprocess_env, simulator, "wrong-baud.yaml")
+    assert [line.split(":")[0] for line in lines] == ["! address 1", "! address 2",
+                                                      "! address 3"]
+    for line in lines:
+        assert ": wrong_baud: 6 answer windows: 0 good; 6 with " in line
+        assert "bytes but never the start of an answer" in line
+        assert "the communication serial port setting is incorrect" in line
+    assert not any("no module answered at all" in line for line in lines)
 
 
 def test_scan_with_no_answer_at_all_names_the_manuals_causes(gateway_cmd, subprocess_env,

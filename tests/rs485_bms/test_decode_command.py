@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from gateway import cli
-from plugins.rs485_bms.protocol import Frame, encode_frame
+from plugins.rs485_bms.protocol import Frame, encode_frame, parse_frame
+
+VECTORS = json.loads((Path(__file__).resolve().parents[1] / "data/frames.json").read_text())
 
 # The vectors whose VER/CID1 (0x20/0x46) is ambiguous and whose payload fits both families.
 NEEDS_FAMILY = {"pylon_us2000c_51_over_link", "seplos_51_manufacturer",
@@ -251,3 +254,47 @@ def test_a_lone_answer_without_data_asks_for_the_command(capsys):
     status, out = _run(["--json", "--family", "pylontech", "--command", "4F",
                         "~200246000000FDB2"], capsys)
     assert status == 0 and "error" not in _json_lines(out)[0]
+
+
+def _readdressed(frame: str, adr: int) -> str:
+    """A captured answer as a port that puts ``adr`` in every answer sends it."""
+    parsed = parse_frame(frame.encode("ascii") + b"\r")
+    return _wire(parsed.ver, adr, parsed.cid1, parsed.cid2, parsed.info.hex())
+
+
+def test_a_log_of_an_rs232_console_session_decodes_without_command(capsys, monkeypatch):
+    """The console port answers with ADR 00 whatever the module's address (the PACE RS232
+    document's own answer, pace25_doc_rs232_42_ff, and Tertiush/bmspace#37): each answer
+    pairs with the request before it, so even the identity answers, whose payloads fit
+    both 0xC1 and 0xC2, decode without --command."""
+    vectors = {v["id"]: v for v in VECTORS}
+    analog = vectors["pace25_doc_rs232_42_ff"]["response"]
+    version = vectors["pace25_jakiper_c1_version"]
+    serial = vectors["pace25_jakiper_c2_serial"]
+    log = (f"08:00:00.000 TX {vectors['pace25_jakiper_42_16s6t_discharge']['request']}\n"
+           f"08:00:00.210 RX {analog}\n"
+           f"08:00:00.400 TX {version['request']}\n"
+           f"08:00:00.480 RX {_readdressed(version['response'], 0)}\n"
+           f"08:00:00.600 TX {serial['request']}\n"
+           f"08:00:00.690 RX {_readdressed(serial['response'], 0)}\n")
+    status, out = _run(["--json"], capsys, stdin=log, monkeypatch=monkeypatch)
+    views = _json_lines(out)
+    assert status == 0 and all("error" not in v for v in views)
+    answers = views[1::2]
+    assert [(v["adr"], v["request_adr"], v["cid2"]) for v in answers] == [
+        (0, 1, 0x42), (0, 1, 0xC1), (0, 1, 0xC2)]
+    assert answers[0]["cell_mv"][0] == 3394 and answers[0]["command_value"] == 1
+    assert answers[1]["text"] == version["expected"]["text"]
+    assert answers[2]["bms_serial"] == serial["expected"]["bms_serial"]
+
+    # the text view says which request the ADR-00 answer was taken for
+    status, out = _run([version["request"], _readdressed(version["response"], 0)], capsys)
+    assert status == 0 and "ADR 0 (answering the request to ADR 1)" in out
+
+
+def test_an_adr00_answer_of_another_device_type_does_not_pair(capsys):
+    version = {v["id"]: v for v in VECTORS}["pace25_jakiper_c1_version"]
+    parsed = parse_frame(version["response"].encode("ascii") + b"\r")
+    other = _wire(0x25, 0, 0x4A, 0, parsed.info.hex())
+    status, out = _run(["--json", version["request"], other], capsys)
+    assert status == 1 and "request_adr" not in _json_lines(out)[1]

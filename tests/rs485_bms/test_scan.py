@@ -4,6 +4,7 @@ commands each family is asked (poller and scan alike)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import socket
 import socketserver
@@ -19,6 +20,8 @@ from plugins.rs485_bms.tools import scan
 from plugins.rs485_bms.poller.dialect import make_dialect
 from plugins.rs485_bms.sim.encoder import make_sim_encoder
 from plugins.rs485_bms.sim.physics import SimPack
+from plugins.rs485_bms.sim.scenario import Scenario
+from plugins.rs485_bms.sim.simulator import BankSimulator
 from plugins.rs485_bms.protocol import PROFILES, Frame, FrameReader, parse_frame
 
 VECTORS = {v["id"]: v for v in json.loads(
@@ -228,3 +231,90 @@ def test_every_bad_argument_is_a_one_line_usage_error(over, message, capsys):
     assert captured.out == ""
     assert captured.err.startswith("bms-gateway scan: ") and message in captured.err
     assert captured.err.count("\n") == 1
+
+
+# ------------------------------------------------- line evidence: noise or duplicate ----
+
+
+def _windows(step: dict | None, *, n: int = scan.SAMPLES, address: int = 2) -> scan.LineEvidence:
+    """The evidence of ``n`` analog requests to ``address`` of a simulated bank with
+    ``step`` injected (the simulator's answers, as they arrive, fed to LineEvidence)."""
+    sim = BankSimulator(family="pace_v25", addresses=[1, 2, 3], baud=9600, clock=lambda: 0.0,
+                        scenario=Scenario.model_validate({"steps": [step] if step else []}))
+    d = make_dialect("pace_v25")
+    request = d.request(d.ANALOG, address)
+    evidence = scan.LineEvidence()
+    for i in range(n):
+        data = b"".join(em.data for em in sim.respond(request, 1.0 + 0.3 * i))
+        evidence.add(data, request, d)
+    return evidence
+
+
+@pytest.mark.parametrize(("step", "verdict"), [
+    ({"packs": [2], "fault": "corrupt"}, scan.Verdict.LINE_NOISE),
+    ({"packs": [2], "fault": "noise", "rate": 0.01}, scan.Verdict.LINE_NOISE),
+    ({"packs": [2], "fault": "reflection", "rate": 0.01}, scan.Verdict.LINE_NOISE),
+    ({"packs": [2], "fault": "duplicate_address"}, scan.Verdict.DUPLICATE_ADDRESS),
+    ({"packs": [2], "fault": "wrong_baud", "baud": 19200}, scan.Verdict.WRONG_BAUD),
+    ({"packs": [2], "fault": "wrong_baud", "baud": 2400}, scan.Verdict.WRONG_BAUD),
+    (None, None),
+], ids=["corrupt", "noise", "reflection", "duplicate", "baud_19200", "baud_2400", "healthy"])
+def test_each_fault_gets_its_own_verdict(step, verdict):
+    evidence = _windows(step)
+    assert evidence.verdict() is verdict, evidence.describe()
+    assert evidence.windows == scan.SAMPLES
+
+
+def test_bad_checksums_at_one_address_are_noise_with_their_counts():
+    evidence = _windows({"packs": [2], "fault": "corrupt"})
+    assert (evidence.good, evidence.checksum, evidence.two_starts) == (0, 6, 0)
+    assert evidence.repeated_damage() == []
+    text = evidence.describe()
+    assert text.startswith("6 answer windows: 0 good; 6 garbled (6 bad CHKSUM/LCHKSUM")
+    assert "the damage at different places each time" in text and "e.g. ~25024600" in text
+
+
+def _answer(state, **changes) -> bytes:
+    request = make_dialect("pace_v25").request(0x42, 2)
+    return make_sim_encoder("pace_v25").answer(
+        request, states=[dataclasses.replace(state, **changes)], identities=[{}], flags={},
+        all_zero=False, all_packs=False)
+
+
+def test_two_answers_in_one_window_or_of_two_shapes_are_two_modules():
+    d = make_dialect("pace_v25")
+    request = d.request(d.ANALOG, 2)
+    state = SimPack(2, seed=1).state(0.0)
+    one, other = _answer(state), _answer(SimPack(2, seed=9).state(0.0))
+
+    staggered = scan.LineEvidence()  # the second module starts 40 bytes later
+    staggered.add(one[:40] + other, request, d)
+    assert staggered.two_starts == 1 and staggered.verdict() is scan.Verdict.DUPLICATE_ADDRESS
+    assert "1 windows held two frame starts of this address" in staggered.describe()
+
+    shapes = scan.LineEvidence()  # each answers alone now and then: 16 and 15 cells
+    shapes.add(one, request, d)
+    shapes.add(_answer(state, cell_mv=state.cell_mv[:15]), request, d)
+    assert shapes.good == 2 and shapes.verdict() is scan.Verdict.DUPLICATE_ADDRESS
+    assert "good answers of 2 different shapes" in shapes.describe()
+
+
+def test_noise_at_several_addresses_or_garbled_requests_is_the_line():
+    noisy = _windows({"fault": "noise", "rate": 0.01})
+    report = scan.ScanReport(findings=[scan.Finding(1, evidence=noisy),
+                                       scan.Finding(2, evidence=_windows(None)),
+                                       scan.Finding(3, evidence=noisy)])
+    report.judge()
+    assert [f.verdict for f in report.findings] == [scan.Verdict.REFLECTIONS, None,
+                                                    scan.Verdict.REFLECTIONS]
+    lines = report.diagnoses()
+    assert len(lines) == 3 and lines[0].startswith("address 1: reflections: ")
+    assert "missing or misplaced terminator" in lines[0]
+
+    alone = scan.ScanReport(findings=[scan.Finding(2, evidence=noisy)])
+    alone.judge()
+    assert alone.findings[0].verdict is scan.Verdict.LINE_NOISE
+    garbled_requests = scan.LineEvidence(windows=6, good=4, rtn_garbled=2)
+    alone = scan.ScanReport(findings=[scan.Finding(2, evidence=garbled_requests)])
+    alone.judge()
+    assert alone.findings[0].verdict is scan.Verdict.REFLECTIONS

@@ -153,3 +153,46 @@ def test_documented_return_codes_still_end_the_transaction(session):
     [event] = session.receive(_answer(cid2=0x90, info=b""), now=10.1)
     assert isinstance(event, RtnError) and event.rtn == 0x90
     assert session.counters.foreign_requests == 0 and session.outstanding is None
+
+
+# ------------------------------------------------------ ADR 00 (RS232 console port) ----
+# tests/data/frames.json: the PACE RS232 document's answer (pace25_doc_rs232_42_ff), sent
+# with ADR 00 as the console port sends every answer (Tertiush/bmspace#37: asked at ADR 01,
+# a pack answered with ADR 00), and the refused 0x9B of pace25_jakiper_9b_rtn09.
+CONSOLE_ANSWER = (b"~25004600F07A0001100D420D140D130D130D130D130D130D130D110D120D130D110D110D12"
+                  b"0D100D13060BB70BB70BB80BB60BB30BBD0000D155128E03138800001388E3AC\r")
+CONSOLE_RTN09 = b"~25004609E00204FD2B\r"
+
+
+def test_an_adr00_answer_pairs_with_the_request_in_flight(session):
+    [event] = session.receive(CONSOLE_ANSWER, now=10.2)
+    assert event == Answer(request=REQUEST, frame=parse_frame(CONSOLE_ANSWER), adr0=True)
+    assert event.frame.adr == 0 and session.outstanding is None
+    c = session.counters
+    assert (c.frames_ok, c.adr0_answers, c.wrong_address) == (1, 1, 0)
+
+
+def test_an_adr00_error_answer_ends_the_transaction_and_is_counted():
+    session = Session()
+    session.send(Frame(ver=0x25, adr=1, cid1=0x46, cid2=0x9B, info=b"\x01"), now=0.0,
+                 timeout_s=0.5)
+    [error] = session.receive(CONSOLE_RTN09, now=0.1)
+    assert isinstance(error, RtnError) and error.rtn == 0x09
+    assert session.outstanding is None
+    assert (session.counters.rtn_errors, session.counters.adr0_answers) == (1, 1)
+
+
+@pytest.mark.parametrize("change", [{"cid1": 0x4A}, {"ver": 0x20}], ids=["cid1", "ver"])
+def test_an_adr00_answer_of_another_device_type_or_version_does_not_pair(session, change):
+    frame = parse_frame(CONSOLE_ANSWER)
+    other = encode_frame(Frame(ver=change.get("ver", frame.ver), adr=0,
+                               cid1=change.get("cid1", frame.cid1), cid2=0, info=frame.info))
+    [error] = session.receive(other, now=10.1)
+    assert isinstance(error, AddressError) and (error.expected, error.actual) == (1, 0)
+    assert session.outstanding == REQUEST
+    assert (session.counters.adr0_answers, session.counters.wrong_address) == (0, 1)
+
+
+def test_an_adr00_answer_after_the_deadline_pairs_with_nothing(session):
+    assert session.receive(CONSOLE_ANSWER, now=10.6) == [ResponseTimeout(request=REQUEST)]
+    assert session.counters.adr0_answers == 0 and session.counters.unsolicited == 1

@@ -184,3 +184,22 @@ def test_auto_addresses_reserve_a_position_per_probed_address():
     got = [(bus.name, adr, pos) for bus, adr, pos in s.positions()]
     assert got[0] == ("a", 1, 1) and got[14] == ("a", 15, 15)
     assert got[15] == ("b", 2, 16) and got[-2:] == [("c", 4, 28), ("c", 5, 29)]
+
+
+def test_master_fallback_settings_have_documented_defaults_and_bounds():
+    bus = validate("""
+rs485_bms:
+  buses:
+    - {name: a, port: /dev/ttyUSB0, mode: master, addresses: 1-4}
+""").section("rs485_bms").buses[0]
+    assert (bus.master_fallback_after, bus.master_retry_s) == (3, 60)
+    problems = errors("""
+rs485_bms:
+  buses:
+    - {name: a, port: /dev/ttyUSB0, mode: master, addresses: 1-4,
+       master_fallback_after: 0, master_retry_s: 0.5}
+""")
+    assert any("master_fallback_after: Input should be greater than or equal to 1" in p
+               for p in problems)
+    assert any("master_retry_s: Input should be greater than or equal to 1" in p
+               for p in problems)

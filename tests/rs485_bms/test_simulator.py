@@ -12,9 +12,14 @@ from gateway.config import ConfigError
 from gateway.model import Condition
 
 from plugins.rs485_bms.poller.dialect import make_dialect
-from plugins.rs485_bms.protocol import parse_frame
+from plugins.rs485_bms.protocol import Frame, parse_frame
 from plugins.rs485_bms.sim.scenario import Scenario, load_scenario
-from plugins.rs485_bms.sim.simulator import BankSimulator, bank_addresses, run_command
+from plugins.rs485_bms.sim.simulator import (
+    BankSimulator,
+    _resample,
+    bank_addresses,
+    run_command,
+)
 
 T = 5.0  #: simulator time of every request below
 
@@ -109,6 +114,8 @@ def test_a_slaves_own_answer_faults_stay_on_its_own_address():
     ("{fault: delay, delay_ms: 0}", "steps.0: a delay step needs delay_ms"),
     ("{packs: [2, 16], fault: silence}",
      "steps.0.packs.1: Input should be less than or equal to 15"),
+    ("{fault: wrong_baud}", "steps.0: a wrong_baud step needs baud"),
+    ("{fault: noise, rate: 0}", "steps.0.rate: Input should be greater than 0"),
 ])
 def test_bad_steps_name_file_line_and_key(tmp_path, step, problem):
     f = tmp_path / "s.yaml"
@@ -219,6 +226,43 @@ def test_a_scenario_naming_packs_outside_the_bank_is_refused_before_serving(tmp_
         f"{f}: steps.0.packs: 6 is not in the simulated bank (addresses 1..4)\n")
 
 
+# -------------------------------------------------------------------- line faults ---
+
+def _analog(sim: BankSimulator, address: int = 2) -> list[bytes]:
+    request = make_dialect(sim.family).request(0x42, address)
+    return [em.data for em in sim.respond(request, T)]
+
+
+def test_noise_flips_single_bits_at_its_rate_and_keeps_the_length():
+    clean = _analog(bank([]))[0]
+    noisy = [_analog(sim)[0] for sim in [bank([{"packs": [2], "fault": "noise", "rate": 0.02}])]
+             for _ in range(20)]
+    assert all(len(n) == len(clean) for n in noisy)
+    flipped = [bin(a ^ b).count("1") for n in noisy for a, b in zip(n, clean) if a != b]
+    assert flipped and set(flipped) == {1}  # one bit per hit byte
+    assert 0.005 < len(flipped) / (20 * len(clean)) < 0.05
+    assert _analog(bank([{"packs": [3], "fault": "noise", "rate": 1}])) == [clean]  # pack 3
+
+
+def test_reflection_garbles_requests_too_which_the_pack_answers_with_rtn_02():
+    sim = bank([{"packs": [2], "fault": "reflection", "rate": 0.2}])  # a request is 20 bytes
+    rtn02 = Frame(ver=0x25, adr=2, cid1=0x46, cid2=0x02).wire
+    answers = [_analog(sim)[0] for _ in range(20)]
+    short = [a for a in answers if len(a) == len(rtn02)]
+    assert len(short) >= 15  # nearly every request was hit: "CHKSUM error" answers
+    for a in short:  # themselves hit on the way back, one bit per byte at most
+        assert all(bin(x ^ y).count("1") <= 1 for x, y in zip(a, rtn02))
+    assert parse_frame(rtn02).rtn == 0x02
+
+
+def test_wrong_baud_answers_are_the_bit_stream_read_at_the_buss_rate():
+    frame = _analog(bank([]))[0]
+    assert _resample(frame, sent_baud=9600, line_baud=9600) == frame
+    [junk] = _analog(bank([{"packs": [2], "fault": "wrong_baud", "baud": 19200}]))
+    assert junk != frame and b"~2502" not in junk
+    # twice as fast: each received byte spans two sent ones, about half as many bytes
+    assert len(frame) // 3 < len(junk) < len(frame)
+    assert _analog(bank([{"packs": [2], "fault": "wrong_baud", "baud": 9600}])) == [frame]
 # ------------------------------------------------------------- the bank's physics ---
 
 def test_packs_in_parallel_share_the_bank_current_and_its_sign():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,10 +11,11 @@ import pydantic
 import pytest
 
 from gateway.config import ConfigError, config_from_mapping
+from gateway.model import ModuleStatus
 from gateway.plugins import make_plugin_manager
 from plugins.snmp_agent import ber
 from plugins.snmp_agent import oid_map as om
-from plugins.snmp_agent.agent import FORWARD, STATE_FILE, SnmpAgent, engine_identity
+from plugins.snmp_agent.agent import STATE_FILE, SnmpAgent, engine_identity
 from plugins.snmp_agent.settings import SnmpAgentSettings, default_config
 
 SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
@@ -37,7 +39,7 @@ def make_agent(hub, clock, **settings) -> SnmpAgent:
 
 def test_v2c_get(bank_hub, bank_clock):
     agent = make_agent(bank_hub, bank_clock)
-    reply = agent.handle_datagram(request())
+    reply = agent.handle_datagram(request(), "127.0.0.1")
     assert isinstance(reply, bytes) and b"gw-test" in reply
     assert agent.counters.in_pkts == 1
 
@@ -51,7 +53,7 @@ def test_v2c_get(bank_hub, bank_clock):
 ])
 def test_dropped_datagrams_are_counted(bank_hub, bank_clock, payload, counter):
     agent = make_agent(bank_hub, bank_clock)
-    assert agent.handle_datagram(payload) is None
+    assert agent.handle_datagram(payload, "127.0.0.1") is None
     counted = {k: v for k, v in vars(agent.counters).items() if v and k != "in_pkts"}
     assert counted == {counter: 1}
 
@@ -59,46 +61,144 @@ def test_dropped_datagrams_are_counted(bank_hub, bank_clock, payload, counter):
 def test_v2c_can_be_switched_off(bank_hub, bank_clock):
     agent = make_agent(bank_hub, bank_clock, v2c={"enabled": False},
                        v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
-    assert agent.handle_datagram(request()) is None
+    assert agent.handle_datagram(request(), "127.0.0.1") is None
     assert agent.counters.in_bad_versions == 1
 
 
-def test_v3_messages_are_forwarded_when_users_exist(bank_hub, bank_clock):
+def test_v3_messages_go_to_the_v3_engine_when_users_exist(bank_hub, bank_clock):
     agent = make_agent(bank_hub, bank_clock,
                        v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
-    agent._v3 = _NoCounters()  # the engine itself is exercised end to end
+    agent._v3 = _Engine()  # the engine itself is exercised end to end
+    msg = discovery()
+    assert agent.handle_datagram(msg, "127.0.0.1") == _Engine.REPLY
+    assert agent.handle_datagram(msg[:-1], "127.0.0.1") is None
+    assert agent.counters.in_asn_parse_errs == 1
+    assert agent._v3.seen == [b""]
+
+
+def test_a_bug_in_the_v3_engine_drops_the_message_and_is_counted(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock,
+                       v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
+    agent._v3 = _Engine(fail=True)
+    assert agent.handle_datagram(discovery(), "127.0.0.1") is None
+    assert agent.counters.internal_errors == 1
+
+
+def discovery(user: bytes = b"") -> bytes:
+    """An SNMPv3 engine discovery request (RFC 3414 section 4), reportable, noAuthNoPriv."""
     header = ber.tlv(ber.SEQUENCE, ber.encode_integer(1) + ber.encode_integer(1472)
                      + ber.tlv(ber.OCTET_STRING, b"\x04") + ber.encode_integer(3))
-    msg = ber.tlv(ber.SEQUENCE, ber.encode_integer(3) + header + ber.tlv(ber.OCTET_STRING, b"")
-                  + ber.tlv(ber.SEQUENCE, b""))
-    assert agent.handle_datagram(msg) is FORWARD
-    assert agent.handle_datagram(msg[:-1]) is None
-    assert agent.counters.in_asn_parse_errs == 1
+    usm = ber.tlv(ber.SEQUENCE, ber.tlv(ber.OCTET_STRING, b"") + ber.encode_integer(0)
+                  + ber.encode_integer(0) + ber.tlv(ber.OCTET_STRING, user)
+                  + ber.tlv(ber.OCTET_STRING, b"") + ber.tlv(ber.OCTET_STRING, b""))
+    scoped = ber.tlv(ber.SEQUENCE, ber.tlv(ber.OCTET_STRING, b"") + ber.tlv(ber.OCTET_STRING, b"")
+                     + ber.tlv(ber.GET_REQUEST, ber.encode_integer(7) + ber.encode_integer(0)
+                               + ber.encode_integer(0) + ber.tlv(ber.SEQUENCE, b"")))
+    return ber.tlv(ber.SEQUENCE, ber.encode_integer(3) + header
+                   + ber.tlv(ber.OCTET_STRING, usm) + scoped)
 
 
-class _NoCounters:
-    def counters(self) -> dict[str, int]:
-        return {"in_asn_parse_errs": 5}
+class _Engine:
+    """Stands in for the V3Engine: records the user names it is handed."""
+
+    REPLY = b"v3 reply"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.seen: list[bytes] = []
+        self.counters = {"invalid_msgs": 3, "unknown_contexts": 0, "unknown_pdu_handlers": 0}
+
+    def handle(self, data: bytes, header: ber.V3Header) -> bytes:
+        if self.fail:
+            raise RuntimeError("a bug")
+        self.seen.append(header.user_name)
+        return self.REPLY
+
+    def usm_counters(self) -> dict[str, int]:
+        return {"wrong_digests": 5}
 
 
-def test_counters_include_the_v3_engines(bank_hub, bank_clock):
+def test_health_figures_include_the_v3_engines(bank_hub, bank_clock):
     agent = make_agent(bank_hub, bank_clock)
-    agent._v3 = _NoCounters()
-    agent.counters.in_asn_parse_errs = 2
-    assert agent.counter_values()["in_asn_parse_errs"] == 7
+    agent._v3 = _Engine()
+    figures = {f.name: f.value for f in agent.health_figures()}
+    assert figures["snmp_usm_wrong_digests_total"] == 5
+    assert figures["snmp_usm_decryption_errors_total"] == 0
+    assert figures["snmp_v3_invalid_msgs_total"] == 3
 
 
-def test_table_is_rebuilt_on_new_snapshot_and_new_second_only(bank_hub, bank_clock, bank):
+def served(table):
+    """Every variable as a request sees it now, and its encoded varbind."""
+    return [(table.variable(i), table.varbind(i)) for i in range(len(table))]
+
+
+def from_scratch(agent, now):
+    """What a table built from nothing serves for the hub's latest snapshot at ``now``."""
+    from plugins.snmp_agent.responder import Table
+
+    variables = om.make_oid_table(
+        agent._hub.latest, now=now, system=agent._system, options=agent._options,
+        bus_numbers=agent._bus_numbers, counters=agent.counter_values(),
+        notifications=agent.notifier.delivery_counts(), engine=agent.engine_info())
+    return served(Table(variables, live=agent._live, clock=lambda: now))
+
+
+def test_time_passing_rebuilds_nothing_and_ages_are_read_per_request(bank_hub, bank_clock):
     agent = make_agent(bank_hub, bank_clock)
-    first = agent.table()
-    bank_clock.now += 0.5
-    assert agent.table() is first
-    bank_clock.now += 0.6
-    second = agent.table()
-    assert second is not first
-    bank_hub.update("rs485_bms", modules=bank.make_modules(bank_clock.now),
-                    buses=bank.make_buses(bank_clock.now))
-    assert agent.table() is not second
+    table = agent.table()
+    rebuilds = agent._keeper.rebuilds
+    age = table.positions[om.MOD_DATA_AGE.oid + (1, 1)]
+    before = table.variable(age).value
+    bank_clock.now += 2.0
+    assert agent.table() is table and agent._keeper.rebuilds == rebuilds
+    assert table.variable(age).value == before + 2
+    assert served(table) == from_scratch(agent, bank_clock.now)
+
+
+def test_a_new_snapshot_patches_only_what_changed(bank_hub, bank_clock, bank):
+    agent = make_agent(bank_hub, bank_clock)
+    table = agent.table()
+    rebuilds = agent._keeper.rebuilds
+    modules = bank.make_modules(bank_clock.now)
+    changed = modules[0].telemetry
+    modules[0] = dataclasses.replace(modules[0], telemetry=dataclasses.replace(
+        changed, current_ma=changed.current_ma - 7))
+    bank_hub.update("rs485_bms", modules=modules, buses=bank.make_buses(bank_clock.now))
+    assert agent.table() is table and agent._keeper.rebuilds == rebuilds  # patched in place
+    current = table.variable(table.positions[om.MOD_CURRENT.oid + (1, 1)]).value
+    assert current == changed.current_ma - 7
+    assert served(table) == from_scratch(agent, bank_clock.now)
+
+
+def test_columns_that_come_and_go_rebuild_and_serve_as_from_scratch(bank_hub, bank_clock, bank):
+    agent = make_agent(bank_hub, bank_clock)
+    agent.table()
+    modules = bank.make_modules(bank_clock.now)
+    modules[1] = dataclasses.replace(modules[1], status=ModuleStatus.OFFLINE)  # loses values
+    bank_hub.update("rs485_bms", modules=modules, buses=bank.make_buses(bank_clock.now))
+    rebuilds = agent._keeper.rebuilds
+    table = agent.table()
+    assert agent._keeper.rebuilds == rebuilds + 1
+    assert om.MOD_CURRENT.oid + (1, 2) not in table.positions
+    assert served(table) == from_scratch(agent, bank_clock.now)
+
+
+def test_live_data_turning_stale_by_age_updates_the_table_without_a_snapshot(
+        bank_hub, bank_clock, bank):
+    modules = [dataclasses.replace(m, stale_after_s=30.0)
+               for m in bank.make_modules(bank_clock.now)]
+    bank_hub.update("rs485_bms", modules=modules, buses=bank.make_buses(bank_clock.now))
+    agent = make_agent(bank_hub, bank_clock)
+    table = agent.table()
+    voltage = om.MOD_VOLTAGE.oid + (1, 1)
+    assert voltage in table.positions
+    module = bank_hub.latest.module(1)
+    bank_clock.now = module.updated_at + module.stale_after_s + 0.5  # no new snapshot
+    table = agent.table()
+    assert voltage not in table.positions
+    assert table.variable(table.positions[om.MOD_STATUS.oid + (1, 1)]).value == int(
+        ModuleStatus.STALE)
+    assert served(table) == from_scratch(agent, bank_clock.now)
 
 
 def test_live_counters_and_uptime(bank_hub, bank_clock):
@@ -117,8 +217,8 @@ def test_reload_applies_live_settings(bank_hub, bank_clock):
     agent.apply(SnmpAgentSettings.model_validate(
         {"v2c": {"community": "other"}, "system": {"name": "renamed"},
          "bus_numbers": {"bank2": 1}}))
-    assert agent.handle_datagram(request()) is None
-    reply = agent.handle_datagram(request(community=b"other"))
+    assert agent.handle_datagram(request(), "127.0.0.1") is None
+    reply = agent.handle_datagram(request(community=b"other"), "127.0.0.1")
     assert b"renamed" in reply
     table = agent.table()
     assert table.variable(table.positions[om.BUS_NAME.oid + (1,)]).value == b"bank2"
@@ -132,7 +232,7 @@ def test_a_bug_answers_gen_err(bank_hub, bank_clock, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
     monkeypatch.setattr(agent_module, "respond", broken)
-    reply = agent.handle_datagram(request())
+    reply = agent.handle_datagram(request(), "127.0.0.1")
     echoed = ber.tlv(ber.SEQUENCE, ber.tlv(ber.OBJECT_IDENTIFIER,
                                             ber.encode_oid_content(SYS_NAME)) + b"\x05\x00")
     assert reply == ber.encode_response(1, b"public", ber.encode_integer(99), ber.GEN_ERR, 1,
@@ -177,7 +277,7 @@ def test_missing_cryptography_is_a_clear_error(bank_hub, bank_clock, monkeypatch
                        v3_users=[{"name": "u", "auth_key": "a" * 8, "priv_key": "p" * 8}])
     with pytest.raises(v3_engine.CryptographyMissingError, match="cryptography"):
         v3_engine.V3Engine(agent, agent.settings, engine_id=b"\x80\x00\x7e\xd9\x05abc",
-                           boots=1, loop=None)
+                           boots=1, engine_time=lambda: 0)
 
 
 # ------------------------------------------------------------------ settings --------
@@ -267,3 +367,94 @@ def test_the_v2c_path_never_imports_pysnmp():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_v3_path_never_imports_pysnmp(snmp_env):
+    """An agent with a v3 user answers net-snmp's authPriv GET without pysnmp or pyasn1
+    (pysnmp is for informs only)."""
+    code = (
+        "import asyncio, sys\n"
+        "from gateway.hub import Hub\n"
+        "from plugins.snmp_agent.agent import SnmpAgent\n"
+        "from plugins.snmp_agent.settings import SnmpAgentSettings\n"
+        "async def main():\n"
+        "    a = SnmpAgent(SnmpAgentSettings(port=0, v3_users=[{'name': 'nms', "
+        "'auth_key': 'auth-pass-1', 'priv_key': 'priv-pass-1'}]), Hub())\n"
+        "    task = asyncio.ensure_future(a.run())\n"
+        "    await a.ready.wait()\n"
+        "    p = await asyncio.create_subprocess_exec('snmpget', '-v3', '-l', 'authPriv', "
+        "'-u', 'nms', '-a', 'SHA-256', '-A', 'auth-pass-1', '-x', 'AES', '-X', "
+        "'priv-pass-1', '-Oqv', '-t', '3', f'127.0.0.1:{a.address[1]}', "
+        "'.1.3.6.1.2.1.1.5.0', stdout=asyncio.subprocess.PIPE)\n"
+        "    print((await p.communicate())[0].decode().strip())\n"
+        "    task.cancel()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('pysnmp', 'pyasn1'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=snmp_env, timeout=30)
+    assert out.stdout.splitlines() == ['"bms-gateway"', "[]"]
+
+
+# ------------------------------------------------------------ access lists ------------
+
+
+def test_v2c_from_a_source_outside_allowed_sources_is_dropped_and_counted(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock,
+                       v2c={"allowed_sources": ["127.0.0.1/32", "2001:db8::/32"]})
+    assert agent.handle_datagram(request(), "127.0.0.1") is not None
+    assert agent.handle_datagram(request(), "2001:db8::7") is not None
+    assert agent.handle_datagram(request(), "::ffff:127.0.0.1") is not None  # IPv4 on IPv6
+    for source in ("127.0.0.2", "10.1.1.1", "2001:db9::1", "::ffff:127.0.0.2"):
+        assert agent.handle_datagram(request(), source) is None
+    # counted as snmpd counts a community not valid from the source, and on its own
+    assert agent.counters.in_bad_community_names == 4
+    assert agent.counters.refused_sources == 4
+    figures = {f.name: f.value for f in agent.health_figures()}
+    assert figures["snmp_refused_sources_total"] == 4
+    assert figures["snmp_in_bad_community_names_total"] == 4
+    # a wrong community is a wrong community wherever it comes from
+    agent.handle_datagram(request(community=b"nope"), "127.0.0.2")
+    assert (agent.counters.in_bad_community_names, agent.counters.refused_sources) == (5, 4)
+
+
+def test_an_empty_allowed_sources_list_refuses_everyone(bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock, v2c={"allowed_sources": []})
+    assert agent.handle_datagram(request(), "127.0.0.1") is None
+    assert agent.counters.refused_sources == 1
+
+
+def test_v3_user_from_a_source_outside_its_allowed_sources_is_dropped_and_counted(
+        bank_hub, bank_clock):
+    agent = make_agent(bank_hub, bank_clock, v3_users=[
+        {"name": "nms", "auth_key": "a" * 8, "priv_key": "p" * 8,
+         "allowed_sources": ["192.0.2.0/24"]},
+        {"name": "any", "auth_key": "a" * 8, "priv_key": "p" * 8}])
+    agent._v3 = _Engine()
+    assert agent.handle_datagram(discovery(b"nms"), "192.0.2.9") == _Engine.REPLY
+    assert agent.handle_datagram(discovery(b"nms"), "127.0.0.1") is None
+    assert agent.handle_datagram(discovery(b"any"), "127.0.0.1") == _Engine.REPLY
+    # engine discovery names no user: answered, it only tells the engine ID and time
+    assert agent.handle_datagram(discovery(), "127.0.0.1") == _Engine.REPLY
+    assert agent.counters.refused_sources == 1
+    assert agent.counters.in_bad_community_names == 0
+
+
+@pytest.mark.parametrize("value", [["10.0.0.1/8"], ["not-a-net"], "10.0.0.0/8"])
+def test_allowed_sources_must_be_networks(value):
+    with pytest.raises(pydantic.ValidationError):
+        SnmpAgentSettings.model_validate({"v2c": {"allowed_sources": value}})
+
+
+def test_allowed_sources_are_taken_at_sighup(bank_hub, bank_clock):
+    users = [{"name": "nms", "auth_key": "a" * 8, "priv_key": "p" * 8}]
+    agent = make_agent(bank_hub, bank_clock, v3_users=users)
+    agent._v3 = _Engine()
+    assert agent.handle_datagram(request(), "127.0.0.2") is not None
+    assert agent.handle_datagram(discovery(b"nms"), "127.0.0.2") == _Engine.REPLY
+    agent.apply(SnmpAgentSettings.model_validate(
+        {"v2c": {"allowed_sources": ["127.0.0.1/32"]},
+         "v3_users": [{**users[0], "allowed_sources": ["127.0.0.1/32"]}]}))
+    assert agent.handle_datagram(request(), "127.0.0.2") is None
+    assert agent.handle_datagram(discovery(b"nms"), "127.0.0.2") is None
+    assert agent.handle_datagram(request(), "127.0.0.1") is not None
+    assert agent.counters.refused_sources == 2

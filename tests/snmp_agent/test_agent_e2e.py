@@ -125,9 +125,19 @@ END = "No more variables left in this MIB View (It is past the end of the MIB tr
 
 def walk_lines(snmp, bank, agent, tool, *extra, args=None):
     """A walk's lines, without the endOfMibView line net-snmp prints at the end."""
-    lines = snmp(tool, *extra, *(args or bank.v2c_args(agent)), ".1").stdout.splitlines()
+    lines: list[str] = []
+    for line in snmp(tool, *extra, *(args or bank.v2c_args(agent)), ".1").stdout.splitlines():
+        if lines and not re.match(r"^(\.\d|[A-Za-z][\w-]*::)", line):
+            lines[-1] += "\n" + line  # net-snmp wraps a long Hex-STRING (snmpEngineID)
+        else:
+            lines.append(line)
     assert lines[-1].endswith(END)
     return lines[:-1]
+
+
+#: values that move between two walks: snmpInPkts and snmpEngineTime
+_MOVING = re.compile(r"^(\.1\.3\.6\.1\.2\.1\.11\.1\.0 = Counter32:|"
+                     r"\.1\.3\.6\.1\.6\.3\.10\.2\.1\.3\.0 = INTEGER:) \d+")
 
 
 def test_walks_agree_and_cover_the_table(v2c_agent, snmp, bank):
@@ -135,12 +145,9 @@ def test_walks_agree_and_cover_the_table(v2c_agent, snmp, bank):
     bulk10 = walk_lines(snmp, bank, v2c_agent, "snmpbulkwalk", "-On", "-Cr10")
     bulk64 = walk_lines(snmp, bank, v2c_agent, "snmpbulkwalk", "-On", "-Cr64")
     table = v2c_agent.call(v2c_agent.agent.table)
-    strip = [re.sub(r"^(\.1\.3\.6\.1\.2\.1\.11\.1\.0 = Counter32:) \d+", r"\1 N", line)
-             for line in getnext]
-    assert [re.sub(r"^(\.1\.3\.6\.1\.2\.1\.11\.1\.0 = Counter32:) \d+", r"\1 N", line)
-            for line in bulk10] == strip
-    assert [re.sub(r"^(\.1\.3\.6\.1\.2\.1\.11\.1\.0 = Counter32:) \d+", r"\1 N", line)
-            for line in bulk64] == strip
+    strip = [_MOVING.sub(r"\1 N", line) for line in getnext]
+    assert [_MOVING.sub(r"\1 N", line) for line in bulk10] == strip
+    assert [_MOVING.sub(r"\1 N", line) for line in bulk64] == strip
     assert [line.split(" = ")[0] for line in getnext] == [
         "." + ".".join(map(str, oid)) for oid in table.oids]
     assert len(getnext) > 800
@@ -151,10 +158,17 @@ def test_every_served_oid_resolves_to_a_mib_name_and_every_object_is_served(
     numbered = walk_lines(snmp, bank, v2c_agent, "snmpbulkwalk", "-On", "-Cr25")
     out = walk_lines(snmp, bank, v2c_agent, "snmpbulkwalk", "-Cr25", *mib_args(bank))
     names = set()
+    usm = set()
     for line in out:
-        assert re.match(r"^(SNMPv2-MIB|BMS-GATEWAY-MIB)::[a-zA-Z]+\.\d", line), line
+        if line.startswith("SNMPv2-SMI::snmpModules.15.1.1."):
+            # usmStats: SNMP-USER-BASED-SM-MIB is not among the shipped MIBs
+            usm.add(int(line.split(".")[4]))
+            continue
+        assert re.match(r"^(SNMPv2-MIB|BMS-GATEWAY-MIB|SNMP-FRAMEWORK-MIB)::[a-zA-Z][a-zA-Z0-9]*\.\d",
+                        line), line
         names.add(line.split("::")[1].split(".")[0])
-    assert names == set(om.OBJECT_TYPES)
+    assert names == set(om.OBJECT_TYPES) - {o.name for o in om.USM_COUNTERS.values()}
+    assert usm == {o.oid[-1] for o in om.USM_COUNTERS.values()}
     assert len(out) == len(numbered)
 
 
@@ -256,7 +270,7 @@ def test_getbulk_is_truncated_to_the_message_size(v2c_agent, bank):
     assert 1400 < len(reply) <= 1472 and len(varbinds) > 40
     # the end of the view stops the repetitions: no endless endOfMibView padding
     last = v2c_agent.call(v2c_agent.agent.table).oids[-1]
-    req = v2c_request(ber.GET_BULK_REQUEST, [last[:-1] + (last[-1] - 1,)], f3=2000,
+    req = v2c_request(ber.GET_BULK_REQUEST, [last[:-1]], f3=2000,
                       community=bank.COMMUNITY)
     status, _, varbinds = decode_reply(udp_exchange(v2c_agent, req))
     assert varbinds[-1] == (last, ber.END_OF_MIB_VIEW) and len(varbinds) <= 3
@@ -429,3 +443,77 @@ def test_runs_as_a_gateway_component_and_releases_its_socket(snmp, bank):
     assert not thread.is_alive()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((host, port))  # the agent released its port
+
+
+# ------------------------------------------------------------ access lists ---------
+
+
+@pytest.fixture(scope="module")
+def acl_agent(bank, tmp_path_factory):
+    agent = bank.RunningAgent(
+        {"v2c": {"community": bank.COMMUNITY, "allowed_sources": ["127.0.0.1/32", "::1/128"]},
+         "v3_users": [{"name": bank.V3_USER, "auth_key": bank.V3_AUTH,
+                       "priv_key": bank.V3_PRIV, "allowed_sources": ["127.0.0.1/32"]}]},
+        state_dir=tmp_path_factory.mktemp("snmp-acl")).start()
+    yield agent
+    agent.stop()
+
+
+@pytest.mark.parametrize("version", ["v2c", "v3"])
+def test_allowed_sources_answer_127_0_0_1_and_drop_127_0_0_2(acl_agent, snmp, bank, version):
+    def args(**kw):
+        return (bank.v2c_args(acl_agent, **kw) if version == "v2c"
+                else bank.v3_args(acl_agent, **kw))
+    before = counter(acl_agent, "in_bad_community_names")
+    refused = acl_agent.call(lambda: acl_agent.agent.counters.refused_sources)
+    ok = snmp("snmpget", "-Oqv", "--clientaddr=127.0.0.1", *args(), ".1.3.6.1.2.1.1.5.0")
+    assert ok.stdout.strip() == '"site-42-gw"'
+    proc = snmp("snmpget", "-Oqv", "--clientaddr=127.0.0.2", *args(timeout=0.3, retries=1),
+                ".1.3.6.1.2.1.1.5.0", check=False)
+    assert proc.returncode != 0 and "Timeout" in proc.stderr  # refused quietly
+    assert "site-42-gw" not in proc.stdout
+    sent = 2 if version == "v2c" else 2  # each try is dropped (v3: after its discovery)
+    assert acl_agent.call(lambda: acl_agent.agent.counters.refused_sources) == refused + sent
+    # v2c: counted as snmpd counts a community used from a source it is not valid from
+    assert counter(acl_agent, "in_bad_community_names") == before + (
+        sent if version == "v2c" else 0)
+    figures = {f.name: f.value for f in acl_agent.call(acl_agent.agent.health_figures)}
+    assert figures["snmp_refused_sources_total"] == refused + sent
+
+
+# ------------------------------------------------------------ snmpEngine, usmStats --
+
+
+USM_WRONG_DIGESTS = ".1.3.6.1.6.3.15.1.1.5.0"
+USM_UNKNOWN_USERS = ".1.3.6.1.6.3.15.1.1.3.0"
+
+
+def test_usm_stats_wrong_digests_move_after_a_wrong_auth_key(v3_agent, snmp, bank):
+    def read() -> dict[str, str]:
+        return numeric(snmp, bank, v3_agent, "snmpget", USM_WRONG_DIGESTS, USM_UNKNOWN_USERS)
+    before = read()
+    proc = snmp("snmpget", *bank.v3_args(v3_agent, auth="wrong-auth-key", timeout=3,
+                                         retries=0), ".1.3.6.1.2.1.1.5.0", check=False)
+    assert "Authentication failure" in proc.stderr + proc.stdout
+    snmp("snmpget", *bank.v3_args(v3_agent, user="intruder", timeout=3, retries=0),
+         ".1.3.6.1.2.1.1.5.0", check=False)
+    after = read()
+    assert int(after[USM_WRONG_DIGESTS]) == int(before[USM_WRONG_DIGESTS]) + 1
+    assert int(after[USM_UNKNOWN_USERS]) == int(before[USM_UNKNOWN_USERS]) + 1
+    # the same counters over v3, and in the gateway's health figures
+    got = snmp("snmpget", "-On", "-Oqv", *bank.v3_args(v3_agent), USM_WRONG_DIGESTS).stdout
+    assert int(got) == int(after[USM_WRONG_DIGESTS])
+    figures = {f.name: f.value for f in v3_agent.call(v3_agent.agent.health_figures)}
+    assert figures["snmp_usm_wrong_digests_total"] == int(after[USM_WRONG_DIGESTS])
+
+
+def test_snmp_engine_group_is_the_engines(v3_agent, snmp, bank):
+    names = ["." + ".".join(map(str, om.SNMP_ENGINE_OID + (n, 0))) for n in (1, 2, 3, 4)]
+    engine_id = v3_agent.agent.engine_id
+    for args in (bank.v2c_args(v3_agent), bank.v3_args(v3_agent)):  # v2c and v3 alike
+        out = snmp("snmpget", "-On", "-Oqv", "-Ox", *args, *names).stdout
+        hex_id, rest = out[1:].split('"', 1)  # a quoted hex string, wrapped after 16 octets
+        assert re.sub(r"\s", "", hex_id).lower() == engine_id.hex()
+        boots, time_s, max_size = (int(x) for x in rest.split())
+        assert (boots, max_size) == (v3_agent.agent.engine_boots, 1472)
+        assert time_s == v3_agent.call(v3_agent.agent.engine_time)

@@ -157,15 +157,72 @@ def test_fuzz_mutated_requests_raise_only_ber_errors(data):
         pass
 
 
-def test_v3_header():
+def usm_message(*, user: bytes = b"nms", engine_id: bytes = b"\x80\x00\x7e\xd9\x05ab",
+                auth: bytes = b"\x00" * 12, priv: bytes = b"\x01" * 8, flags: int = 7) -> bytes:
     header = ber.tlv(ber.SEQUENCE, ber.encode_integer(42) + ber.encode_integer(1472)
-                     + ber.tlv(ber.OCTET_STRING, b"\x07") + ber.encode_integer(3))
-    secparams = ber.tlv(ber.OCTET_STRING, b"\x30" + b"\x00" * 40)
-    msg = ber.tlv(ber.SEQUENCE, ber.encode_integer(3) + header + secparams
-                  + ber.tlv(ber.OCTET_STRING, b"\x11" * 30))
+                     + ber.tlv(ber.OCTET_STRING, bytes((flags,))) + ber.encode_integer(3))
+    usm = ber.tlv(ber.SEQUENCE, ber.tlv(ber.OCTET_STRING, engine_id) + ber.encode_integer(5)
+                  + ber.encode_integer(1234) + ber.tlv(ber.OCTET_STRING, user)
+                  + ber.tlv(ber.OCTET_STRING, auth) + ber.tlv(ber.OCTET_STRING, priv))
+    return ber.tlv(ber.SEQUENCE, ber.encode_integer(3) + header + ber.tlv(ber.OCTET_STRING, usm)
+                   + ber.tlv(ber.OCTET_STRING, b"\x11" * 30))
+
+
+def test_v3_header():
+    msg = usm_message()
     h = ber.decode_v3_header(msg)
-    assert (h.msg_max_size, h.security_parameters_length) == (1472, 41)
+    assert (h.msg_max_size, h.security_parameters_length) == (1472, 47)
+    assert (h.msg_id, h.msg_id_tlv, h.flags, h.security_model) == (42, b"\x02\x01\x2a", 7, 3)
+    assert (h.engine_id, h.engine_boots, h.engine_time, h.user_name) == (
+        b"\x80\x00\x7e\xd9\x05ab", 5, 1234, b"nms")
+    assert msg[h.auth_start:h.auth_end] == b"\x00" * 12 and h.priv_params == b"\x01" * 8
+    assert (h.data_tag, msg[h.data_start:h.data_end]) == (ber.OCTET_STRING, b"\x11" * 30)
     with pytest.raises(ber.BerError):  # msgMaxSize below the minimum of 484
         ber.decode_v3_header(msg.replace(ber.encode_integer(1472), ber.encode_integer(400)))
     with pytest.raises(ber.BerError):  # v2c is not v3
         ber.decode_v3_header(request())
+
+
+@pytest.mark.parametrize("msg", [
+    usm_message(user=b"u" * 33),  # msgUserName is SnmpAdminString (SIZE(0..32))
+    usm_message(engine_id=b"e" * 33),
+    usm_message().replace(b"\x04\x08\x01", b"\x02\x08\x01"),  # privParameters not a string
+], ids=["long-user", "long-engine-id", "priv-not-octets"])
+def test_garbled_usm_parameters_are_parse_errors(msg):
+    with pytest.raises(ber.BerError):
+        ber.decode_v3_header(msg)
+    for n in range(1, len(msg)):
+        with pytest.raises(ber.BerError):
+            ber.decode_v3_header(msg[:n])
+
+def reference_decode_oid(content: bytes) -> tuple[int, ...] | None:
+    """X.690 8.19 read plainly (None: not a valid SNMP OID): the codec must agree."""
+    if not content or content[-1] & 0x80:
+        return None
+    raw, value, start = [], 0, True
+    for b in content:
+        if start and b == 0x80:
+            return None
+        value = value * 128 + (b & 0x7F)
+        start = not b & 0x80
+        if start:
+            raw.append(value)
+            value = 0
+    first = raw[0]
+    head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
+    arcs = (*head, *raw[1:])
+    if any(a > 0xFFFFFFFF for a in arcs) or len(arcs) > 128:
+        return None
+    return arcs
+
+
+@given(st.binary(max_size=40) | st.lists(st.sampled_from(
+    [b"\x80", b"\x81", b"\xff", b"\x8f\xff\xff\xff\x7f", b"\x90\x80\x80\x80\x00", b"\x01",
+     b"\x7f", b"\x2b", b"\x82\xfd\x59"]), max_size=12).map(b"".join))
+def test_decode_oid_agrees_with_a_plain_reading_of_x690(content):
+    expected = reference_decode_oid(content)
+    if expected is None:
+        with pytest.raises(ber.BerError):
+            ber.decode_oid(content, 0, len(content))
+    else:
+        assert ber.decode_oid(content, 0, len(content)) == expected

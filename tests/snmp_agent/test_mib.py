@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.leds import LedState
 from gateway.model import Condition, Fault, LinkState, ModuleStatus, Severity, State, TempRole
 from plugins.snmp_agent import oid_map as om
 from plugins.snmp_agent.oid_map import Syntax
@@ -21,7 +22,12 @@ IMPLEMENTED_GROUPS = {
     "BMS-GATEWAY-MIB": ("bmsGatewayGroup", "bmsBankGroup", "bmsBusGroup", "bmsModuleGroup",
                         "bmsCellGroup", "bmsTempGroup", "bmsAlarmGroup", "bmsBackupGroup"),
     "SNMPv2-MIB": ("systemGroup", "snmpGroup", "snmpCommunityGroup"),
+    "SNMP-FRAMEWORK-MIB": ("snmpEngineGroup",),
 }
+#: Implemented from a MIB that mibs/ does not ship: SNMP-USER-BASED-SM-MIB's usmStats
+#: subtree (its groups also hold the usmUserTable, which is not served). It is checked
+#: against pysnmp's compilation of the RFC 3414 module instead.
+USM_MODULE, USM_SUBTREE = "SNMP-USER-BASED-SM-MIB", "usmStats"
 BASE_TYPES = {
     "Integer32": Syntax.INTEGER, "Enumeration": Syntax.INTEGER,
     "OctetString": Syntax.OCTET_STRING, "Bits": Syntax.OCTET_STRING,
@@ -99,9 +105,34 @@ def test_smilint_prints_nothing():
     assert out.stdout + out.stderr == ""
 
 
+def usm_stats_objects() -> dict[str, tuple[tuple[int, ...], str, str]]:
+    """The scalars of the usmStats subtree: name -> (OID, syntax class, max access)."""
+    from pysnmp.smi import builder
+
+    mib_builder = builder.MibBuilder()
+    mib_builder.load_modules(USM_MODULE)
+    symbols = mib_builder.mibSymbols[USM_MODULE]
+    root = tuple(symbols[USM_SUBTREE].getName())
+    return {name: (tuple(sym.getName()), type(sym.getSyntax()).__name__, sym.getMaxAccess())
+            for name, sym in symbols.items()
+            if type(sym).__name__ == "MibScalar" and tuple(sym.getName())[:len(root)] == root}
+
+
+def test_served_usm_stats_equal_the_standard_mib_in_both_directions():
+    standard = usm_stats_objects()
+    served = {o.name: o for o in om.OBJECT_TYPES.values()
+              if o.oid[:len(om.USM_STATS_OID)] == om.USM_STATS_OID}
+    assert set(served) == set(standard) == {o.name for o in om.USM_COUNTERS.values()}
+    for name, (oid, syntax, access) in standard.items():
+        assert served[name].oid == oid and not served[name].column, name
+        assert (syntax, access) == ("Counter32", "read-only"), name
+        assert served[name].syntax is Syntax.COUNTER32, name
+
+
 def test_served_objects_equal_the_mib_in_both_directions(mibs):
     mib = implemented_objects(mibs)
-    served = {o.name: o for o in om.OBJECT_TYPES.values()}
+    served = {o.name: o for o in om.OBJECT_TYPES.values()
+              if o.oid[:len(om.USM_STATS_OID)] != om.USM_STATS_OID}
     assert set(served) == set(mib), (set(served) ^ set(mib))
     types = typedefs(mibs)
     for name, (oid, node) in mib.items():
@@ -156,6 +187,7 @@ def test_bits_are_the_model_flags(mibs, tc, flags):
     ("BmsSensorRole", {camel(r.name): int(r) for r in TempRole} | {"mosfet": 2}),
     ("BmsSeverity", {camel(s.name): int(s) for s in Severity}),
     ("BmsLinkState", {camel(s.name): n for s, n in om._LINK_STATE.items()}),
+    ("BmsLedState", {camel(s.name): int(s) for s in LedState}),
 ])
 def test_enumerations_are_the_model_enums(mibs, tc, members):
     td = mibs["BMS-GATEWAY-MIB"]["typedefs"][tc]

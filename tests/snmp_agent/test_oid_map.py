@@ -363,3 +363,23 @@ def test_a_module_without_blocks_serves_its_envelope_only(bank):
     assert tbl[col(om.MOD_FAULTS, 1, 1)] == (Syntax.OCTET_STRING, b"\x00\x00")
     assert len(om.encode_bits(int(Condition(0)), len(Condition))) == 2
     assert len(Fault) == 11 and len(State) == 10
+
+
+def test_module_rows_serve_the_led_view_only_while_live(bank_snapshot):
+    """bmsModuleLed* (gateway.leds): module 7 discharges with a sampling IC fault and a
+    reverse connection, module 6 charges under a protection, module 5 is stale."""
+    tbl, _ = table(bank_snapshot)
+    steady, slow, fast, flash1hz, off = 2, 3, 4, 5, 1
+    v = lambda obj, address: tbl.get(col(obj, 1, address), (None, None))[1]  # noqa: E731
+    assert (v(om.MOD_LED_RUN, 7), v(om.MOD_LED_ALM, 7), v(om.MOD_LED_ERR, 7)) == (
+        fast, off, steady)
+    assert v(om.MOD_LED_ERR_CODES, 7) == b"6"
+    assert [v(o, 7) for o in om.MOD_LED_SOC] == [steady] * 4  # 80.7 %, not charging
+    assert (v(om.MOD_LED_RUN, 6), v(om.MOD_LED_ALM, 6), v(om.MOD_LED_ERR, 6)) == (
+        slow, steady, off)
+    assert [v(o, 6) for o in om.MOD_LED_SOC] == [steady, steady, steady, slow]
+    assert v(om.MOD_LED_ERR_CODES, 6) == b""
+    assert v(om.MOD_LED_ALM, 1) == flash1hz  # a warning
+    for obj in (om.MOD_LED_RUN, om.MOD_LED_ALM, om.MOD_LED_ERR, *om.MOD_LED_SOC,
+                om.MOD_LED_ERR_CODES):
+        assert col(obj, 1, 5) not in tbl  # stale: unknown, absent

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.hub import Hub
-from gateway.model import BusStatus, LinkCounters, LinkState
+from gateway.model import BusPolling, BusStatus, LinkCounters, LinkState
 
+from plugins.rs485_bms.poller.capture import make_recorder
 from plugins.rs485_bms.poller.dialect import Dialect, make_dialect
 from plugins.rs485_bms.poller.link import ModuleLink
 from plugins.rs485_bms.protocol import (
@@ -60,6 +61,7 @@ class BusState:
     last_cycle_at: float | None = None
     counters: LinkCounters = field(default_factory=LinkCounters)
     bytes_exchanged_last_cycle: int = 0
+    master_fallbacks: int = 0  #: times master mode fell back to polling one by one
 
 
 class BusPoller:
@@ -80,7 +82,11 @@ class BusPoller:
         self.session = Session()
         self._garbage_seen = 0
         self._last_error_kind = ""
-        self._count_mismatch_logged = False
+        #: the pack count of the master's last answer when it differed from the config
+        self._master_report: int | None = None
+        self._master_failures = 0  #: master-mode cycles in a row without its answer
+        self._fallback = False  #: master mode, polling one by one until the master answers
+        self._master_retry_at = 0.0  #: when the master is tried again while falling back
         self._heard = False  #: a valid answer arrived since the port was (re)opened
         #: called with (ADR the bad answer carried or None, error kind) for every bad
         #: answer; ``scan`` uses it to tell a wrong DIP address from a collision
@@ -91,6 +97,10 @@ class BusPoller:
         #: the last transaction heard an answer from the address it asked (even an error)
         self._answered = False
         self._foreign_seen = 0  #: requests of another master seen on this port so far
+        self._adr0_seen = 0  #: the session's ADR-00 answers already counted
+        self._adr0_logged: set[int] = set()  #: addresses whose ADR-00 answers were logged
+        #: records the bus's bytes when its settings ask for a capture (docs/polling.md)
+        self.recorder = make_recorder(settings)
 
     # ------------------------------------------------------------------ publishing --
     @property
@@ -104,7 +114,15 @@ class BusPoller:
             name=self.settings.name, port=redact_url(self.url), connected=self.state.connected,
             last_cycle_ms=self.state.last_cycle_ms, last_cycle_at=self.state.last_cycle_at,
             cycles=self.state.cycles, reconnects=self.state.reconnects,
-            counters=self.state.counters)
+            counters=self.state.counters, polling=self.polling,
+            master_fallbacks=self.state.master_fallbacks)
+
+    @property
+    def polling(self) -> BusPolling:
+        """How the bus is polled now (served in the bus status)."""
+        if self.settings.mode is not PollMode.MASTER:
+            return BusPolling.PER_ADDRESS
+        return BusPolling.MASTER_FALLBACK if self._fallback else BusPolling.MASTER
 
     def publish(self) -> None:
         now = self.clock()
@@ -130,6 +148,8 @@ class BusPoller:
         try:
             while True:
                 transport = SerialTransport(self.url, baud=self.settings.baud)
+                if self.recorder is not None:
+                    transport = self.recorder.wrap(transport)
                 self._heard = False
                 try:
                     await transport.open()
@@ -137,6 +157,7 @@ class BusPoller:
                     self.session = Session()
                     self._garbage_seen = 0
                     self._foreign_seen = 0
+                    self._adr0_seen = 0
                     self._next_discovery = float("-inf")  # a new line: probe it again
                     if self.state.cycles or self.state.reconnects:
                         self.state.reconnects += 1
@@ -174,6 +195,8 @@ class BusPoller:
         finally:
             if transport is not None:
                 await transport.close()
+            if self.recorder is not None:
+                self.recorder.close()
 
     def _next_cycle_delay(self, started: float) -> float:
         """Start-to-start period; when no module is due (all in back-off), wait for the
@@ -196,10 +219,7 @@ class BusPoller:
         if self.settings.mode is PollMode.MASTER:
             await self._poll_master(transport)
         else:
-            for link in self.links:
-                if link.present and link.due(self.clock()):
-                    await self._poll_module(transport, link)
-                    self.publish()
+            await self._poll_each(transport)
             if self.settings.discovering and self.clock() >= self._next_discovery:
                 await self._discover(transport)
         now = self.clock()
@@ -290,6 +310,7 @@ class BusPoller:
                     self._garbage_seen += garbage
                     self._count(link, garbage_bytes=garbage)
                 self._note_foreign_requests()
+                self._note_adr0_answers(link, request)
                 if final and self.session.outstanding is not None:
                     self.session.cancel()
             if timed_out:
@@ -379,6 +400,21 @@ class BusPoller:
                         "other master", self.settings.name)
         self._foreign_seen = seen
 
+    def _note_adr0_answers(self, link: ModuleLink | None, request: Frame) -> None:
+        """Count the answers with ADR 00 the session paired with ``request`` (an RS232
+        console port answers so whatever the module's address); log it once per address."""
+        seen = self.session.counters.adr0_answers
+        if seen == self._adr0_seen:
+            return
+        self._count(link, adr0_answers=seen - self._adr0_seen)
+        self._adr0_seen = seen
+        if request.adr not in self._adr0_logged:
+            self._adr0_logged.add(request.adr)
+            log.info("bus %s adr %d: answers carry ADR 00 (an RS232 console port answers so "
+                     "whatever the module's address): each is taken as the answer to the "
+                     "request in flight and counted as adr0_answers", self.settings.name,
+                     request.adr)
+
     async def _discover(self, transport: SerialTransport) -> None:
         """``addresses: auto``: ask every address where no module is known for analog
         values, once; a module that answers (even with an error code, or garbled) is
@@ -414,34 +450,98 @@ class BusPoller:
             log.info("bus %s adr %d: %s", self.settings.name, link.address, identity)
             link.identity = identity
 
+    async def _poll_each(self, transport: SerialTransport) -> None:
+        """Every present module that is due, at its own address."""
+        for link in self.links:
+            if link.present and link.due(self.clock()):
+                await self._poll_module(transport, link)
+                self.publish()
+
     async def _poll_master(self, transport: SerialTransport) -> None:
+        """``master`` mode: the FF requests to the group master; after
+        ``master_fallback_after`` cycles in a row without its answer, each module at its own
+        address, trying the master again every ``master_retry_s``."""
+        s = self.settings
+        if self._fallback:
+            if self.clock() >= self._master_retry_at:
+                if await self._poll_through_master(transport, probe=True):
+                    self._fallback = False
+                    self._master_failures = 0
+                    log.warning("bus %s: the master answers again: back to master mode",
+                                s.name)
+                    return
+                self._master_retry_at = self.clock() + s.master_retry_s
+            await self._poll_each(transport)
+            return
+        if await self._poll_through_master(transport):
+            self._master_failures = 0
+            return
+        self._master_failures += 1
+        if self._master_failures < s.master_fallback_after:
+            return
+        self._fallback = True
+        self.state.master_fallbacks += 1
+        self._master_retry_at = self.clock() + s.master_retry_s
+        log.warning("bus %s: the master (address %d) gave no usable answer for %d cycles in "
+                    "a row: polling the modules one by one at their own addresses; master "
+                    "mode is tried again every %g s", s.name, self._master_address(),
+                    self._master_failures, s.master_retry_s)
+        await self._poll_each(transport)
+
+    def _master_address(self) -> int:
+        return self.dialect.master_address([link.address for link in self.links])
+
+    async def _poll_through_master(self, transport: SerialTransport, *,
+                                   probe: bool = False) -> bool:
+        """The FF requests to the master; True if it answered both.
+
+        Every block in a full answer updates its module. A short answer (the master
+        reports fewer packs than configured: it leaves out the slaves it does not hear
+        from) does not say which block is whose, so this cycle polls the modules one by one
+        and a silent slave fails on its own. Without an answer every module's poll fails,
+        except on a ``probe`` (the one-by-one polls that follow it decide)."""
         d = self.dialect
-        master = d.master_address([link.address for link in self.links])
-        analog = await self.transact(transport, None, d.request(d.ANALOG, master, all_packs=True))
+        master = self._master_address()
+        analog = await self.transact(transport, None,
+                                     d.request(d.ANALOG, master, all_packs=True), probe=probe)
         alarm = None
         if analog is not None:
             alarm = await self.transact(transport, None,
-                                        d.request(d.STATUS, master, all_packs=True))
+                                        d.request(d.STATUS, master, all_packs=True),
+                                        probe=probe)
+        answered = analog is not None and alarm is not None
+        if not answered and probe:
+            return False
         now = self.clock()
         tels = d.telemetry(analog) if analog is not None else []
         stats = d.bms_status(alarm) if alarm is not None else []
         expected = len(self.links)
-        if (analog is not None and len(tels) != expected) or (
-                alarm is not None and len(stats) != expected):
-            # which block belongs to which address cannot be known: never guess
+        self._count(None, frames_ok=(analog is not None) + (alarm is not None))
+        if answered and (len(tels) != expected or len(stats) != expected):
             got = len(tels) if len(tels) != expected else len(stats)
-            if not self._count_mismatch_logged:
-                log.warning("bus %s: the master reports %d packs, %d are configured; "
-                            "no module is updated until they agree", self.settings.name,
-                            got, expected)
-                self._count_mismatch_logged = True
-            self._count(None, format_errors=1)
-            tels, stats = [], []
-        else:
-            self._count_mismatch_logged = False
-            answers = (analog is not None) + (alarm is not None)
-            if answers:
-                self._count(None, frames_ok=answers)
+            if max(len(tels), len(stats)) > expected:
+                # more packs than configured: which block is whose cannot be known
+                if self._master_report != got:
+                    log.warning("bus %s: the master reports %d packs, %d are configured; "
+                                "no module is updated until they agree", self.settings.name,
+                                got, expected)
+                self._master_report = got
+                self._count(None, format_errors=1)
+                for link in self.links:
+                    self._transition(link, link.failed(now))
+                return True
+            if self._master_report != got:
+                log.warning("bus %s: the master reports %d of %d packs (it leaves out the "
+                            "slaves it does not hear from): polling the modules one by one "
+                            "to tell which", self.settings.name, got, expected)
+            self._master_report = got
+            await self._poll_each(transport)
+            return True
+        if answered and self._master_report is not None:
+            log.info("bus %s: the master reports all %d packs again", self.settings.name,
+                     expected)
+        if answered:
+            self._master_report = None
         for i, link in enumerate(self.links):
             tel = tels[i] if i < len(tels) else None
             st = stats[i] if i < len(stats) else None
@@ -449,9 +549,10 @@ class BusPoller:
                 link.count(frames_ok=1)
                 self._transition(link, link.succeeded(now, tel, st))
                 continue
-            if analog is not None and i < len(tels):
-                link.count(no_data=1)
+            if analog is not None and i < len(tels) and tel is None:
+                link.count(no_data=1)  # an all-zero block
             self._transition(link, link.failed(now))
+        return answered
 
     def _transition(self, link: ModuleLink, before: LinkState) -> None:
         if link.state is not before:

@@ -85,15 +85,17 @@ from plugins.rs485_bms.protocol.seplos import (
     SeplosPack,
 )
 from plugins.rs485_bms.protocol.session import (
+    CONSOLE_ADR,
     INTRA_PACK_RTN,
     Answer,
     ResponseTimeout,
     Session,
     SessionCounters,
+    pairs_as_console_answer,
 )
 
 __all__ = [
-    "ALL_PACKS", "DAREN_BASEN", "EG4_LIFEPOWER4", "INTRA_PACK_RTN", "MAX_FRAME_BYTES",
+    "ALL_PACKS", "CONSOLE_ADR", "DAREN_BASEN", "EG4_LIFEPOWER4", "INTRA_PACK_RTN", "MAX_FRAME_BYTES",
     "MAX_LENID", "PACE_V25", "PROFILES", "PYLONTECH", "RTN_MEANINGS", "SEPLOS_V2",
     "AddressError", "Answer", "ChecksumError", "CidError", "Command", "DarenAnalog",
     "DarenManufacturerInfo", "Eg4Alarm", "Eg4Pack", "Frame", "FrameReader",
@@ -107,5 +109,5 @@ __all__ = [
     "SessionCounters", "TruncatedError", "decode_answer", "decode_info", "decode_record",
     "describe", "describe_request", "encode_frame", "encode_info", "encode_length",
     "frame_checksum", "get_profile", "infer_profiles", "length_checksum", "make_request",
-    "make_response", "parse_frame", "rtn_meaning",
+    "make_response", "pairs_as_console_answer", "parse_frame", "rtn_meaning",
 ]

@@ -12,6 +12,14 @@ or a :class:`~.errors.ProtocolError` value: garbled frames from the reader, an
 :class:`~.errors.AddressError` / :class:`~.errors.CidError` for answers from another ADR
 or device type (dropped, counted as ``wrong_address``; the request stays outstanding).
 
+An answer carrying ADR 00 to a request for another address is paired with that request
+when it has the request's VER and CID1 and arrives before the deadline: the RS232
+console port of PACE packs (and PbmsTools' settings traffic) answers with ADR 00
+whatever the module's DIP address (bms-protocol.md 7.2, Tertiush/bmspace#37). Such an
+answer ends the transaction like any other and is counted (``adr0_answers``); the
+:class:`Answer` says so (``adr0``). An ADR-00 answer with another VER or CID1 is an
+:class:`~.errors.AddressError` as before.
+
 Skipped silently and counted: Seplos intra-pack records (0x5A in the RTN position: a
 Seplos master polling its slaves on the same wires), our own request echoed back by the
 adapter, and frames that arrive while nothing is outstanding (late answers).
@@ -33,6 +41,8 @@ from plugins.rs485_bms.protocol.errors import (
 from plugins.rs485_bms.protocol.frame import Frame, encode_frame
 from plugins.rs485_bms.protocol.reader import FrameReader
 
+#: The ADR an RS232 console port puts in every answer, whatever the module's address.
+CONSOLE_ADR = 0x00
 #: The value in the RTN position of a Seplos slave's answer to its master's 0x5A poll.
 INTRA_PACK_RTN = 0x5A
 FIRST_COMMAND_CID2 = 0x40  #: YD/T 1363.3 command codes start here; return codes stay below
@@ -46,12 +56,21 @@ def is_foreign_request(frame: Frame) -> bool:
     return frame.cid2 >= FIRST_COMMAND_CID2 and frame.cid2 not in RTN_MEANINGS
 
 
+def pairs_as_console_answer(request: Frame, answer: Frame) -> bool:
+    """True if ``answer`` carries ADR 00 where ``request`` asked another address, with the
+    request's VER and CID1: the answer of an RS232 console port, which ignores the ADR
+    (the caller checks that it is the request in flight and within its deadline)."""
+    return (answer.adr == CONSOLE_ADR != request.adr and answer.ver == request.ver
+            and answer.cid1 == request.cid1)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Answer:
     """The answer (RTN 0) to ``request``."""
 
     request: Frame
     frame: Frame
+    adr0: bool = False  #: the answer carried ADR 00, not the request's ADR (RS232 console)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,7 +85,8 @@ SessionEvent = Answer | ResponseTimeout | ProtocolError
 
 @dataclass(slots=True, kw_only=True)
 class SessionCounters:
-    """Monotonic counters; the first eight mirror ``gateway.model.LinkCounters``."""
+    """Monotonic counters; the first eight and ``adr0_answers`` mirror
+    ``gateway.model.LinkCounters``."""
 
     frames_ok: int = 0
     timeouts: int = 0
@@ -79,6 +99,7 @@ class SessionCounters:
     echoes: int = 0  #: our own request read back
     unsolicited: int = 0  #: frames while nothing was outstanding
     foreign_requests: int = 0  #: requests another master sent on the same wires
+    adr0_answers: int = 0  #: answers with ADR 00 paired with the request in flight
 
 
 class Session:
@@ -151,15 +172,18 @@ class Session:
         if request is None:
             c.unsolicited += 1
             return []
-        if item.adr != request.adr:
+        adr0 = pairs_as_console_answer(request, item)
+        if item.adr != request.adr and not adr0:
             c.wrong_address += 1
             return [AddressError(raw=item.wire, expected=request.adr, actual=item.adr)]
         if item.cid1 != request.cid1:
             c.wrong_address += 1
             return [CidError(raw=item.wire, expected=request.cid1, actual=item.cid1)]
         self.cancel()
+        if adr0:
+            c.adr0_answers += 1
         if item.rtn != 0:
             c.rtn_errors += 1
             return [RtnError(raw=item.wire, rtn=item.rtn)]
         c.frames_ok += 1
-        return [Answer(request=request, frame=item)]
+        return [Answer(request=request, frame=item, adr0=adr0)]

@@ -19,9 +19,14 @@ zeros), ``flags`` (raw status fields of the 0x44 answer set, e.g.
 ``{protect1: 1, fault_state: 32}``), ``cell_ramp`` (one cell's voltage moves linearly)
 ``transport_drop`` (the simulator closes the TCP connection / the pty goes away until
 ``until_s``), ``foreign_master`` (another master polls the bus: unsolicited requests
-every 200 ms) and ``mains_failure`` (the whole bank: the rectifier stops and the site
-load ``load_a`` draws from the bank until ``until_s``; see the bank model in
-:mod:`.physics`).
+every 200 ms), and the line faults a scan must tell from a duplicate address:
+``noise`` (each byte of the answer has one bit flipped with probability ``rate``),
+``reflection`` (an unterminated line: bits flip at ``rate`` in both directions, so a
+request the pack got garbled is answered with RTN 02 "CHKSUM error") and ``wrong_baud``
+(the pack sends at ``baud``: the line's receiver reads the bit stream at the bus's
+own rate, and sees junk); and ``mains_failure`` (the whole bank: the rectifier
+stops and the site load ``load_a`` draws from the bank until ``until_s``; see the bank
+model in :mod:`.physics`).
 
 ``packs`` are DIP addresses (0..15); whether they are in the simulated bank is checked
 when the bank is known (:meth:`Scenario.check`, which needs only the family and the
@@ -68,6 +73,9 @@ class FaultKind(enum.StrEnum):
     CELL_RAMP = "cell_ramp"
     TRANSPORT_DROP = "transport_drop"
     FOREIGN_MASTER = "foreign_master"
+    NOISE = "noise"
+    REFLECTION = "reflection"
+    WRONG_BAUD = "wrong_baud"
     MAINS_FAILURE = "mains_failure"
 
 
@@ -92,6 +100,10 @@ class Step(Section):
     to_mv: int = pydantic.Field(3300, ge=0, le=5000)
     duration_s: float = pydantic.Field(60, gt=0)
     wrong_address: int = pydantic.Field(15, ge=0, le=255)
+    rate: float = pydantic.Field(
+        0.01, gt=0, le=1, description="noise, reflection: probability that a byte is hit")
+    baud: int | None = pydantic.Field(
+        None, ge=300, le=921600, description="wrong_baud: the rate the pack sends at")
     load_a: float = pydantic.Field(
         40.0, ge=0, le=5000, description="mains_failure: the site load on the bank")
 
@@ -103,6 +115,8 @@ class Step(Section):
         if self.fault is FaultKind.MAINS_FAILURE and self.packs:
             raise ValueError("a mains_failure step applies to the whole bank: leave out "
                              "packs")
+        if self.fault is FaultKind.WRONG_BAUD and self.baud is None:
+            raise ValueError("a wrong_baud step needs baud (the rate the pack sends at)")
         if self.fault in DELAYED and self.delay_ms == 0:
             raise ValueError(f"a {self.fault.value} step needs delay_ms > 0 (how much "
                              "later than usual the answer starts)")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from plugins.rs485_bms.sim.encoder import SimEncoder, make_sim_encoder
 from plugins.rs485_bms.sim.physics import PackState, SimBank, SimPack
+from plugins.rs485_bms.sim.replay import ReplayBank, ReplayError, load_replay
 from plugins.rs485_bms.protocol import PROFILES, Frame, parse_frame
 from plugins.rs485_bms.sim.scenario import FaultKind, Scenario, load_scenario
 from plugins.rs485_bms.protocol.families import ANALOG, STATUS, Family
@@ -38,6 +39,7 @@ from plugins.rs485_bms.protocol.families import ANALOG, STATUS, Family
 log = logging.getLogger(__name__)
 
 BITS_PER_BYTE = 10
+RTN_CHKSUM = 0x02  #: the return code of a pack that received a request with a bad CHKSUM
 FOREIGN_PERIOD_S = 0.2  #: how often a foreign master polls (fault foreign_master)
 DIP_ADDRESSES = range(0, 16)  #: a pack's address comes from 4 DIP switches
 
@@ -61,7 +63,8 @@ class PackView:
 class BankSimulator:
     def __init__(self, *, family: Family | str, addresses: list[int], baud: int = 9600,
                  turnaround_ms: int = 25, seed: int = 1, scenario: Scenario | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 replay: ReplayBank | None = None) -> None:
         if baud <= 0:
             raise ValueError(f"baud must be positive, not {baud}")
         if turnaround_ms < 0:
@@ -83,6 +86,8 @@ class BankSimulator:
         self.bad_requests = 0
         #: the pack states of the last analog answer per address (what the wire carried)
         self.sent: dict[int, PackState] = {}
+        #: answer from a recording instead of the simulated packs (``--replay``)
+        self.replay = replay
 
     @property
     def master(self) -> int:
@@ -98,6 +103,8 @@ class BankSimulator:
     def respond(self, request: Frame, t: float) -> list[Emission]:
         """What the bus carries in answer to one valid request frame."""
         self.requests += 1
+        if self.replay is not None:
+            return [Emission(r.delay_s, r.data) for r in self.replay.respond(request)]
         adr, cid2, info = request.adr, request.cid2, request.info
         if any(s.fault is FaultKind.TRANSPORT_DROP for s in self.scenario.active(t)):
             return [Emission(0.0, b"", drop=True)]
@@ -111,6 +118,12 @@ class BankSimulator:
         steps = self.scenario.active(t, responders[0], cid2)
         if any(s.fault is FaultKind.SILENCE for s in steps):
             return []
+        reflection = [s for s in steps if s.fault is FaultKind.REFLECTION]
+        if reflection and self._hit(request.wire, max(s.rate for s in reflection)):
+            # the request reached the pack garbled: it answers "CHKSUM error"
+            frame = Frame(ver=self.encoder.profile.ver, adr=request.adr,
+                          cid1=self.encoder.profile.cid1, cid2=RTN_CHKSUM).wire
+            return [Emission(self.turnaround_s, self._line_faults(frame, steps))]
         frame = self._answer(request, t, all_packs=all_packs)
         delay = self.turnaround_s
         for step in steps:
@@ -129,7 +142,21 @@ class BankSimulator:
             elif kind is FaultKind.DUPLICATE_ADDRESS:
                 twin = self._answer(request, t + 37.0, all_packs=all_packs, record=False)
                 frame = _collide(frame, twin)
-        return [Emission(delay, frame)]
+        return [Emission(delay, self._line_faults(frame, steps))]
+
+    def _hit(self, data: bytes, rate: float) -> bool:
+        """Whether at least one of ``data``'s bytes is hit at ``rate`` per byte."""
+        return any(self._rnd.random() < rate for _ in data)
+
+    def _line_faults(self, frame: bytes, steps: list) -> bytes:
+        """What the line does to an answer on its way: bit errors, another baud rate."""
+        for step in steps:
+            if step.fault in (FaultKind.NOISE, FaultKind.REFLECTION):
+                frame = _flip_bits(frame, step.rate, self._rnd)
+        for step in steps:
+            if step.fault is FaultKind.WRONG_BAUD and step.baud != self.baud:
+                frame = _resample(frame, sent_baud=step.baud, line_baud=self.baud)
+        return frame
 
     def _answer(self, request: Frame, t: float, *, all_packs: bool,
                 answer_adr: int | None = None, record: bool = True) -> bytes:
@@ -363,6 +390,39 @@ def _other_hex(b: int) -> int:
     return ord("A") if b != ord("A") else ord("B")
 
 
+def _flip_bits(data: bytes, rate: float, rnd: random.Random) -> bytes:
+    """Line noise: each byte, with probability ``rate``, has one random bit flipped."""
+    return bytes(b ^ (1 << rnd.randrange(8)) if rnd.random() < rate else b for b in data)
+
+
+def _resample(data: bytes, *, sent_baud: int, line_baud: int) -> bytes:
+    """The bytes a UART at ``line_baud`` reads from ``data`` sent at ``sent_baud`` (8N1).
+
+    The sender's bit stream (start bit 0, 8 data bits LSB first, stop bit 1, idle 1) is
+    sampled like a receiver does: a falling edge starts a byte, each bit is read in the
+    middle of its own (receiver) bit time, and after the stop bit it waits for the next
+    falling edge."""
+    bits: list[int] = []
+    for b in data:
+        bits += [0, *((b >> i) & 1 for i in range(8)), 1]
+    sent, line = 1 / sent_baud, 1 / line_baud
+
+    def level(t: float) -> int:
+        i = int(t / sent)
+        return bits[i] if 0 <= i < len(bits) else 1
+
+    out = bytearray()
+    step = min(sent, line) / 8
+    t, end = 0.0, len(bits) * sent
+    while t < end:
+        if level(t) == 1 or level(t + line / 2) == 1:  # idle, or a glitch, not a start bit
+            t += step
+            continue
+        out.append(sum(level(t + line * (1.5 + i)) << i for i in range(8)))
+        t += line * 9.5  # the middle of the stop bit: look for the next start from there
+    return bytes(out)
+
+
 def _collide(a: bytes, b: bytes) -> bytes:
     """Two transmitters on one pair: where they differ the receiver sees garbage."""
     n = max(len(a), len(b))
@@ -390,8 +450,12 @@ def run_command(args: argparse.Namespace) -> int:
     """``bms-gateway simulate``: 2 for a usage error, 78 for a bad scenario file."""
     from gateway.config import ConfigError
 
+    replaying = _replay_simulator(args) if args.replay else None
+    if isinstance(replaying, int):
+        return replaying
     try:
-        addresses = bank_addresses(args.family, args.packs, args.first_address)
+        addresses = (replaying.addresses if replaying is not None
+                     else bank_addresses(args.family, args.packs, args.first_address))
     except ValueError as exc:
         print(f"bms-gateway simulate: {exc}", file=sys.stderr)
         return 2
@@ -409,14 +473,18 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{args.scenario}: {exc}", file=sys.stderr)
         return 78
-    sim = BankSimulator(family=args.family, addresses=addresses, baud=args.baud,
-                        turnaround_ms=args.turnaround_ms, seed=args.seed, scenario=scenario)
+    sim = replaying or BankSimulator(family=args.family, addresses=addresses, baud=args.baud,
+                                     turnaround_ms=args.turnaround_ms, seed=args.seed,
+                                     scenario=scenario)
 
     async def main() -> None:
-        # SIGTERM ends the simulator like Ctrl-C: the pty is closed and its link removed
+        # SIGINT and SIGTERM end the simulator (the pty is closed and its link removed),
+        # also when it was started with SIGINT ignored, as a shell starts `simulate &`
         main_task = asyncio.current_task()
         assert main_task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, main_task.cancel)
         if args.pty:
             async def ready(path: str) -> None:
                 print(path, flush=True)  # again after each transport_drop
@@ -437,8 +505,33 @@ def run_command(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
+    except BrokenPipeError:
+        raise  # stdout's reader went away: the command line ends quietly
     except OSError as exc:
         print(f"bms-gateway simulate: {exc}", file=sys.stderr)
         return 1
     return 0
 
+
+def _replay_simulator(args: argparse.Namespace) -> BankSimulator | int:
+    """``--replay FILE...``: the bank that plays the recording back, or the exit status
+    (2 for options that contradict it, 1 for an unreadable file, 78 for no capture)."""
+    if args.scenario:
+        print("bms-gateway simulate: --replay plays a recording: it takes no --scenario",
+              file=sys.stderr)
+        return 2
+    try:
+        bank, capture = load_replay(args.replay)
+    except OSError as exc:
+        print(f"bms-gateway simulate: {exc}", file=sys.stderr)
+        return 1
+    except ReplayError as exc:
+        print(f"bms-gateway simulate: {' '.join(args.replay)}: {exc}", file=sys.stderr)
+        return 78
+    for problem in capture.problems:
+        print(problem, file=sys.stderr)
+    log.info("replaying %d exchanges of bus %s (%s, %d Bd) at addresses %s",
+             bank.exchanges, bank.header.bus, bank.family, bank.baud,
+             ", ".join(map(str, bank.addresses)))
+    return BankSimulator(family=bank.family, addresses=bank.addresses, baud=bank.baud,
+                         turnaround_ms=0, replay=bank)

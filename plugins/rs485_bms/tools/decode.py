@@ -5,7 +5,9 @@ in a log: the ``~...`` part of each line is found (surrounding text, whitespace 
 missing CR are tolerated; several frames per line are fine).
 
 Each answer is decoded as the answer to the request frame just before it (same ADR and
-CID1), as in a log of a poll; failing that, as the answer to ``--command``; failing that,
+CID1), as in a log of a poll; an answer with ADR 00 and the request's VER and CID1 pairs
+with it too (an RS232 console port answers with ADR 00 whatever the module's address;
+the view then names the request's address, ``request_adr``); failing that, as the answer to ``--command``; failing that,
 by its shape, if exactly one command of the family fits. The family comes from
 ``--family`` or from VER and CID1: 0x25 is PACE, 0x20/0x4A EG4, 0x22/0x4A Daren;
 0x20/0x46 is both Pylontech and Seplos V2, so such a frame is decoded only if its
@@ -18,11 +20,18 @@ object per frame and line, with the field names and units of the test vectors
 gets ``error`` (e.g. ``chksum_mismatch``), ``kind`` (e.g. ``chksum``) and ``message``.
 Exit status: 0 when every frame decoded, 1 otherwise (an RTN other than 0 counts as an
 error; a Seplos 0x5A intra-pack record does not).
+
+A bus capture (docs/polling.md) is read with ``--capture FILE...``, or found on stdin
+by its header line: each record is decoded in turn, its view carrying the record's
+``t`` (time), ``dir`` (``tx``/``rx``) and ``result`` (what the gateway made of it when
+it recorded it); a timeout has no frame. Corrupt lines are reported on stderr with
+file and line number, skipped, and make the exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import sys
@@ -41,8 +50,16 @@ from plugins.rs485_bms.protocol import (
     describe_request,
     get_profile,
     infer_profiles,
+    pairs_as_console_answer,
     parse_frame,
     rtn_meaning,
+)
+from plugins.rs485_bms.protocol.capture import (
+    Capture,
+    CaptureRecord,
+    is_capture_line,
+    iso_time,
+    read_capture,
 )
 
 #: ``~`` and what follows up to the first character that cannot belong to a frame.
@@ -71,13 +88,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "request frame before it, else the answer's shape)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per frame and line")
+    parser.add_argument("--capture", nargs="+", metavar="FILE",
+                        help="read bus capture files (oldest first) instead of frames; a "
+                        "capture on stdin is recognised by its header line")
 
 
 def run(args: argparse.Namespace) -> int:
     """Decode and print every frame; 0 if all decoded, 1 otherwise."""
     decoder = FrameDecoder(family=get_profile(args.family) if args.family else None,
                            command=args.command)
+    if args.capture:
+        if args.frames:
+            print("bms-gateway decode: --capture reads files: give no FRAME", file=sys.stderr)
+            return 2
+        capture = Capture()
+        for path in args.capture:
+            try:
+                with open(path, encoding="ascii", errors="replace", newline="") as f:
+                    read_capture(f, source=path, into=capture)
+            except OSError as exc:
+                print(f"bms-gateway decode: {exc}", file=sys.stderr)
+                return 1
+        return _print_capture(decoder, capture, json_lines=args.json)
     sources: Iterable[str] = args.frames if args.frames else sys.stdin
+    if not args.frames:
+        first = sys.stdin.readline()
+        if is_capture_line(first):
+            capture = read_capture(itertools.chain([first], sys.stdin), source="<stdin>")
+            return _print_capture(decoder, capture, json_lines=args.json)
+        sources = itertools.chain([first], sys.stdin)
     status = 0
     for source in sources:
         found = FRAME_PATTERN.findall(source)
@@ -89,6 +128,46 @@ def run(args: argparse.Namespace) -> int:
             status = max(status, 1 if "error" in view else 0)
             sys.stdout.write(json.dumps(view) + "\n" if args.json else format_view(view))
     return status
+
+
+def _print_capture(decoder: FrameDecoder, capture: Capture, *, json_lines: bool) -> int:
+    for problem in capture.problems:
+        print(problem, file=sys.stderr)
+    status = 1 if capture.corrupt else 0
+    for record in capture.records:
+        view = decode_record_view(decoder, record)
+        if "error" in view:
+            status = 1
+        sys.stdout.write(json.dumps(view) + "\n" if json_lines else format_view(view))
+    return status
+
+
+def decode_record_view(decoder: FrameDecoder, record: CaptureRecord) -> dict[str, Any]:
+    """The view of one capture record: its frame decoded, with ``t``, ``dir`` and
+    ``result`` first. A timeout's view has an empty frame and no error; bytes that are
+    no frame (garbage, a collision) are shown with escapes, with the codec's error."""
+    head: dict[str, Any] = {"t": iso_time(record.at), "dir": record.direction,
+                            "result": record.result}
+    raw = record.raw.removesuffix(b"\r")
+    if not raw:
+        return {**head, "frame": ""}
+    text = raw.decode("latin-1").encode("unicode_escape").decode("ascii")
+    if not raw.startswith(b"~"):
+        view = _failure({"frame": text}, "garbage", "garbage", "bytes outside any frame")
+    elif _printable(raw):
+        view = decoder.decode(raw)
+    else:  # a collision or noise inside a frame: the codec names the first bad byte
+        try:
+            parse_frame(raw)
+            view = _failure({"frame": text}, "non_hex", "non_hex", "a byte that is no "
+                            "printable character")
+        except ProtocolError as exc:
+            view = _failed({"frame": text}, exc)
+    return {**head, **view}
+
+
+def _printable(raw: bytes) -> bool:
+    return all(0x20 <= b < 0x7F for b in raw)
 
 
 def _failure(view: dict[str, Any], code: str, kind: str, message: str) -> dict[str, Any]:
@@ -125,7 +204,9 @@ class FrameDecoder:
             return self._request_view(view, frame, profiles)
         request = self._request
         self._request = None
-        if request is not None and (request.adr, request.cid1) != (frame.adr, frame.cid1):
+        if request is not None and pairs_as_console_answer(request, frame):
+            view["request_adr"] = request.adr
+        elif request is not None and (request.adr, request.cid1) != (frame.adr, frame.cid1):
             request = None
         return self._answer_view(view, frame, profiles, request)
 
@@ -221,8 +302,8 @@ def _label(view: dict[str, Any], profile: Profile, cid2: int, answer: Any) -> di
 # ---------------------------------------------------------------------------------------
 # Text output
 
-_META = ("frame", "type", "family", "cid2", "command", "adr", "rtn", "rtn_meaning",
-         "error", "kind", "message")
+_META = ("frame", "type", "family", "cid2", "command", "adr", "request_adr", "rtn",
+         "rtn_meaning", "error", "kind", "message", "t", "dir", "result")
 
 
 def _value(value: Any) -> str:
@@ -244,12 +325,17 @@ def _table(view: dict[str, Any], indent: str) -> list[str]:
 def format_view(view: dict[str, Any]) -> str:
     """A frame's view as a readable block of text (ends with a newline)."""
     lines = [view["frame"]]
+    if "t" in view:  # a capture record
+        lines = [f"{view['t']} {view['dir']} {view['result']}"
+                 + (f" {view['frame']}" if view["frame"] else "")]
     what = [view[k] for k in ("family", "type") if k in view]
     if "cid2" in view:
         name = f" ({view['command']})" if "command" in view else ""
         what.append(f"0x{view['cid2']:02X}{name}")
     if "adr" in view:
-        what.append(f"ADR {view['adr']}")
+        what.append(f"ADR {view['adr']}" + (f" (answering the request to ADR "
+                                             f"{view['request_adr']})"
+                                             if "request_adr" in view else ""))
     if "rtn" in view:
         what.append(f"RTN 0x{view['rtn']:02X} ({rtn_meaning(view['rtn'])})")
     if what:
