@@ -324,6 +324,79 @@ class BankAggregates:
     modules_alarmed: int = 0  #: modules with at least one active alarm or BMS protection/fault
 
 
+class BankState(enum.IntEnum):
+    """What the bank is doing, from its current (docs/backup_time.md). The numbers are
+    part of the public contracts (MIB enumeration, Modbus register): never renumber."""
+
+    CHARGING = 1  #: the rectifier charges the bank
+    FLOATING = 2  #: a small charge current: the rectifier holds the bank full
+    IDLE = 3  #: no current worth the name either way
+    DISCHARGING = 4  #: the load draws from the bank: the site is on battery
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DischargeRecord:
+    """One finished on-battery event (a discharge), as the backup_time processor kept it."""
+
+    number: int  #: 1-based, increasing, never reused
+    started_wall_time: float  #: epoch seconds
+    ended_wall_time: float
+    duration_s: int
+    delivered_mah: int  #: charge the bank delivered, integrated from the bank current
+    delivered_wh: int  #: energy, integrated from the live modules' voltage x current
+    soc_start_permille: int | None = None
+    soc_end_permille: int | None = None
+    voltage_min_mv: int | None = None  #: lowest mean bank voltage seen
+    cell_min_mv: int | None = None  #: lowest cell voltage seen
+    cell_min_at: Location | None = None
+    temp_max_dc: int | None = None  #: highest temperature seen
+    eod_reached: bool = False  #: the bank voltage fell to the configured EOD voltage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModuleImbalance:
+    """One module's cell imbalance (max - min cell mV) now and over days."""
+
+    position: int
+    imbalance_mv: int | None = None  #: now; None while the module's data is not live
+    today_mean_mv: int | None = None  #: mean over the current day so far
+    baseline_mv: int | None = None  #: mean of the oldest day in the trend window
+    rise_mv: int | None = None  #: today's mean - baseline; None with less than 2 days
+    days: int = 0  #: days of history kept (today included)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupEstimate:
+    """Backup time figures of the bank (the backup_time processor, docs/backup_time.md).
+
+    ``None`` is unknown: a time to end of discharge exists only while the bank is
+    discharging, a time to full only while it charges."""
+
+    state: BankState | None = None  #: None until the bank current is known
+    on_battery_since: float | None = None  #: monotonic; None while not on battery
+    on_battery_since_wall_time: float | None = None
+    seconds_on_battery: int | None = None  #: 0 while known not to be on battery
+    discharge_current_ma: int | None = None  #: smoothed bank discharge current, > 0
+    charge_current_ma: int | None = None  #: smoothed bank charge current, > 0
+    seconds_to_eod: int | None = None  #: at the present load, to the EOD voltage
+    limited_by: str | None = None  #: "capacity", "module" or "voltage": the binding bound
+    seconds_to_full: int | None = None  #: at the present charge current (a lower bound)
+    records: tuple[DischargeRecord, ...] = ()  #: the last N, oldest first
+    record_last: int = 0  #: number of the newest record; 0 before the first
+    imbalance: tuple[ModuleImbalance, ...] = ()  #: by position
+
+    @property
+    def minutes_to_eod(self) -> int | None:
+        """Whole minutes, rounded down (a NOC plans with the lower figure)."""
+        return None if self.seconds_to_eod is None else self.seconds_to_eod // 60
+
+    def module_imbalance(self, position: int) -> ModuleImbalance | None:
+        for m in self.imbalance:
+            if m.position == position:
+                return m
+        return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BankSnapshot:
     """Everything the gateway knows at one instant. Immutable; replaced, never edited."""
@@ -336,6 +409,8 @@ class BankSnapshot:
     bank: BankAggregates = field(default_factory=BankAggregates)
     alarms: tuple[Alarm, ...] = ()  #: active alarms, sorted by seq
     alarm_last_seq: int = 0  #: the sequence number of the last raise or clear
+    #: backup time figures; None while the backup_time processor is not enabled
+    backup: BackupEstimate | None = None
 
     def module(self, position: int) -> ModuleReading | None:
         for m in self.modules:
@@ -361,4 +436,23 @@ class AlarmCleared:
     clear_seq: int  #: the alarm_last_seq value this clear produced
 
 
-Event = AlarmRaised | AlarmCleared
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BankOnBattery:
+    """The bank went on battery (its state became DISCHARGING)."""
+
+    since: float  #: monotonic
+    since_wall_time: float
+    estimate: BackupEstimate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BankOnMains:
+    """The bank left DISCHARGING; ``record`` is the discharge it just finished."""
+
+    at: float
+    wall_time: float
+    record: DischargeRecord
+    estimate: BackupEstimate
+
+
+Event = AlarmRaised | AlarmCleared | BankOnBattery | BankOnMains

@@ -47,6 +47,7 @@ THRESHOLDS: dict[str, tuple[Scope, str]] = {
     "cell_voltage_high": (Scope.MODULE, "mV"),
     "cell_voltage_low": (Scope.MODULE, "mV"),
     "cell_spread_high": (Scope.MODULE, "mV"),
+    "cell_imbalance_rising": (Scope.MODULE, "mV"),  #: from the backup_time trend
     "pack_voltage_high": (Scope.MODULE, "mV"),
     "pack_voltage_low": (Scope.MODULE, "mV"),
     "bank_voltage_high": (Scope.BANK, "mV"),

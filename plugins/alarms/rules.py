@@ -242,6 +242,7 @@ class _Observer:
             self.comm(m)
             if m.status is ModuleStatus.OK and m.telemetry is not None:
                 self.module_values(m)
+                self.imbalance_trend(m.position)  # not memoized: it is not telemetry
             if m.status is ModuleStatus.OK and m.bms is not None:
                 self.bms(m)
         self.duplicates()
@@ -330,6 +331,21 @@ class _Observer:
                     rule, value, "" if value is None else
                     f"module {p} {what} {_pct(value)}, limit {_pct(rule.raise_level)}",
                     subject=f"module {p} {what}", fmt=_pct))
+
+    def imbalance_trend(self, p: int) -> None:
+        """The rise of the module's daily mean cell imbalance that the backup_time
+        processor puts into the snapshot; unknown without it or with under 2 days."""
+        rule = self._on("cell_imbalance_rising")
+        if rule is None:
+            return
+        backup = self.snap.backup
+        trend = backup.module_imbalance(p) if backup is not None else None
+        rise = None if trend is None else trend.rise_mv
+        self.put("cell_imbalance_rising", p, _threshold(
+            rule, rise, "" if trend is None or rise is None else
+            f"module {p} cell imbalance up {rise} mV in {trend.days - 1} d, now "
+            f"{trend.today_mean_mv} mV, limit {rule.raise_level} mV",
+            subject=f"module {p} cell imbalance rise", fmt=_mv))
 
     def temperatures(self, m: ModuleReading) -> None:
         t = m.telemetry

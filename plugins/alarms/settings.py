@@ -183,6 +183,9 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
                              severity="major"),
     "cell_spread_high": dict(raise_mv=100, clear_mv=60, raise_delay_s=60, clear_delay_s=60,
                              severity="minor"),
+    # the rise of a module's daily mean cell imbalance over the backup_time trend window
+    "cell_imbalance_rising": dict(raise_mv=20, clear_mv=10, raise_delay_s=3600,
+                                  clear_delay_s=3600, severity="minor"),
     # module and bank voltage (the manual's rectifier table)
     "pack_voltage_high": dict(raise_v=56.0, clear_v=55.25, raise_delay_s=10, clear_delay_s=30,
                               severity="major"),
@@ -254,6 +257,7 @@ class AlarmsSettings(Section):
     cell_voltage_high: VoltsHigh = _rule(VoltsHigh, "cell_voltage_high")
     cell_voltage_low: VoltsLow = _rule(VoltsLow, "cell_voltage_low")
     cell_spread_high: MilliVoltsHigh = _rule(MilliVoltsHigh, "cell_spread_high")
+    cell_imbalance_rising: MilliVoltsHigh = _rule(MilliVoltsHigh, "cell_imbalance_rising")
     pack_voltage_high: VoltsHigh = _rule(VoltsHigh, "pack_voltage_high")
     pack_voltage_low: VoltsLow = _rule(VoltsLow, "pack_voltage_low")
     bank_voltage_high: VoltsHigh = _rule(VoltsHigh, "bank_voltage_high")

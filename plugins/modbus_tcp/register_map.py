@@ -37,6 +37,7 @@ from gateway.leds import FAULT_CODE_TEXT, LedState, derive_leds, fault_code_bits
 from gateway.model import (
     Alarm,
     BankSnapshot,
+    BankState,
     Condition,
     Fault,
     ModuleStatus,
@@ -59,7 +60,9 @@ from plugins.modbus_tcp.fields import SENTINELS, Field, Layout, div_round
 #: meaning). Appending registers at the end of a block also bumps it.
 #: 2: bank_status 3, no live module (version 1 read 1 after a total bus loss);
 #: 3: the LED view (led_* registers) at the end of the module block
-MAP_VERSION = 3
+#: 4: backup time registers appended to the bank block (bank state, time to EOD, the last
+#: discharge record, the worst cell-imbalance rise)
+MAP_VERSION = 4
 
 BANK_BLOCK_START = 0
 MODULE_BLOCK_BASE = 1000
@@ -174,6 +177,12 @@ _LEDS = (("run", "RUN (green)"), ("alm", "ALM (1 Hz flash = yellow warning, stea
 _SEVERITY_RANK = {Severity.CRITICAL: 5, Severity.MAJOR: 4, Severity.MINOR: 3,
                   Severity.WARNING: 2, Severity.INDETERMINATE: 1, Severity.CLEARED: 0}
 
+_LIMITED_BY = {"capacity": 1, "module": 2, "voltage": 3}
+_LIMITED_BY_VALUES = (
+    (1, "capacity: the live modules' remaining charge runs out"),
+    (2, "module: after the weakest modules cut off the rest cannot carry the load"),
+    (3, "voltage: the bank voltage's trend reaches the EOD voltage first"))
+
 # ------------------------------------------------------------------- the blocks --------
 
 BANK_BLOCK = Layout("bank", [
@@ -242,6 +251,40 @@ BANK_BLOCK = Layout("bank", [
                 "not implemented while no module is live)"),
     *_flag_pair("bank_faults", Fault, "BMS faults of any live module (OR; not implemented "
                 "while no module is live)"),
+    # backup time (the backup_time processor; not implemented while it is not enabled)
+    Field("backup_state", "enum16", doc="what the bank does, from its current "
+          "(docs/backup_time.md); not implemented while unknown or the bank status is not 1",
+          values=tuple((s.value, s.name.lower()) for s in BankState)),
+    Field("seconds_on_battery", "uint32", "s", "since the bank went on battery; 0 while it "
+          "is not on battery"),
+    Field("seconds_to_eod", "uint32", "s", "estimated time to the end-of-discharge voltage at "
+          "the present load; only while discharging"),
+    Field("estimate_limited_by", "enum16", doc="the bound that decided seconds_to_eod",
+          values=_LIMITED_BY_VALUES),
+    Field("discharge_current_ma", "uint32", "mA", "smoothed bank discharge current behind "
+          "the estimate; only while discharging"),
+    Field("seconds_to_full", "uint32", "s", "while charging: time to full at the present "
+          "charge current (a lower bound: the charger tapers near full)"),
+    Field("on_battery_since_epoch_s", "uint32", "s", "Unix time the bank went on battery; "
+          "only while on battery"),
+    Field("discharge_last_number", "uint32", doc="number of the newest discharge record "
+          "(0 before the first); the registers below describe it"),
+    Field("discharge_last_start_epoch_s", "uint32", "s", "Unix time the discharge began"),
+    Field("discharge_last_duration_s", "uint32", "s", "how long the bank was on battery"),
+    Field("discharge_last_mah", "uint32", "mAh", "charge delivered"),
+    Field("discharge_last_wh", "uint32", "W", "energy delivered, in Wh"),
+    Field("discharge_last_soc_start_permille", "uint16", "permille", "bank SOC at the start"),
+    Field("discharge_last_soc_end_permille", "uint16", "permille", "bank SOC at the end"),
+    Field("discharge_last_voltage_min_mv", "uint16", "mV", "lowest mean bank voltage"),
+    Field("discharge_last_cell_min_mv", "uint16", "mV", "lowest cell voltage"),
+    Field("discharge_last_cell_min_position", "uint16", doc="module position of that cell"),
+    Field("discharge_last_cell_min_index", "uint16", doc="cell number (1-based) of that cell"),
+    Field("discharge_last_temp_max_dc", "int16", "0.1 degC", "highest temperature"),
+    Field("discharge_last_eod_reached", "enum16", doc="the bank reached the EOD voltage",
+          values=((0, "no"), (1, "yes"))),
+    Field("imbalance_rise_max_mv", "int16", "mV", "the largest rise of a module's daily mean "
+          "cell imbalance over the trend window (alarm cell_imbalance_rising)"),
+    Field("imbalance_rise_max_position", "uint16", doc="module position with that rise"),
 ])
 
 COUNTERS = ("frames_ok", "timeouts", "checksum_errors", "format_errors", "rtn_errors",
@@ -434,6 +477,44 @@ def make_module_values(s: ServedModule, now: float, alarms: Sequence[Alarm]) -> 
     return v
 
 
+def _backup_values(v: dict[str, object], snap: BankSnapshot, *, live: bool) -> None:
+    """The backup time registers: the records always, the present figures only while the
+    bank figures are live."""
+    e = snap.backup
+    if e is None:
+        return
+    v["discharge_last_number"] = e.record_last
+    if e.records:
+        r = e.records[-1]
+        v.update(
+            discharge_last_start_epoch_s=int(r.started_wall_time),
+            discharge_last_duration_s=r.duration_s, discharge_last_mah=r.delivered_mah,
+            discharge_last_wh=r.delivered_wh,
+            discharge_last_soc_start_permille=r.soc_start_permille,
+            discharge_last_soc_end_permille=r.soc_end_permille,
+            discharge_last_voltage_min_mv=r.voltage_min_mv,
+            discharge_last_cell_min_mv=r.cell_min_mv,
+            discharge_last_temp_max_dc=r.temp_max_dc,
+            discharge_last_eod_reached=int(r.eod_reached))
+        if r.cell_min_mv is not None and r.cell_min_at is not None:
+            v["discharge_last_cell_min_position"] = r.cell_min_at.position
+            v["discharge_last_cell_min_index"] = r.cell_min_at.index
+    rises = [(m.rise_mv, -m.position) for m in e.imbalance if m.rise_mv is not None]
+    if rises:
+        rise, neg_position = max(rises)
+        v["imbalance_rise_max_mv"] = rise
+        v["imbalance_rise_max_position"] = -neg_position
+    if not live or e.state is None:
+        return
+    v.update(
+        backup_state=int(e.state), seconds_on_battery=e.seconds_on_battery,
+        seconds_to_eod=e.seconds_to_eod,
+        estimate_limited_by=_LIMITED_BY.get(e.limited_by or ""),
+        discharge_current_ma=e.discharge_current_ma, seconds_to_full=e.seconds_to_full,
+        on_battery_since_epoch_s=None if e.on_battery_since_wall_time is None
+        else int(e.on_battery_since_wall_time))
+
+
 def make_bank_values(view: BankView, now: float) -> dict[str, object]:
     v: dict[str, object] = {
         "map_version": MAP_VERSION, "module_slots": MAX_POSITIONS,
@@ -480,6 +561,7 @@ def make_bank_values(view: BankView, now: float) -> dict[str, object]:
         v.update(_flags("bank_warnings", warn))
         v.update(_flags("bank_protections", prot))
         v.update(_flags("bank_faults", fault))
+    _backup_values(v, snap, live=view.ok)
     if not view.ok:
         return v
     b = snap.bank

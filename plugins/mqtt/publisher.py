@@ -163,8 +163,9 @@ class MqttPublisher:
 
     async def _produce_events(self) -> None:
         while True:
-            event = await self.events.get()
-            self.queue(event_message(self.layout, event))
+            message = event_message(self.layout, await self.events.get())
+            if message is not None:
+                self.queue(message)
 
     async def _produce_health(self) -> None:
         while True:

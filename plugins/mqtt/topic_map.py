@@ -195,17 +195,19 @@ def alarm_fields(a: Alarm) -> dict[str, Any]:
             "raised_time": iso_time(a.raised_wall_time), "raised_ts": a.raised_wall_time}
 
 
-def event_message(layout: Layout, event: Event) -> Message:
-    """An alarm raised or cleared as a QoS 1 event; its time is when it happened."""
+def event_message(layout: Layout, event: Event) -> Message | None:
+    """An alarm raised or cleared as a QoS 1 event; its time is when it happened. None
+    for the hub's other events (bank on battery / on mains), which this plugin does not
+    publish."""
+    if not isinstance(event, AlarmRaised | AlarmCleared):
+        return None
     if isinstance(event, AlarmRaised):
         data = {"event": "raised", "time": iso_time(event.alarm.raised_wall_time),
                 "ts": event.alarm.raised_wall_time, **alarm_fields(event.alarm)}
-    elif isinstance(event, AlarmCleared):
+    else:
         data = {"event": "cleared", "time": iso_time(event.cleared_wall_time),
                 "ts": event.cleared_wall_time, **alarm_fields(event.alarm),
                 "clear_seq": event.clear_seq}
-    else:  # pragma: no cover - Event is exactly these two
-        raise TypeError(f"not an alarm event: {event!r}")
     return Message(topic=layout.events, payload=encode(data), qos=1, kind="event")
 
 

@@ -9,6 +9,9 @@ Every notification is a varbind list that starts with ``sysUpTime.0`` and
   instance (a clear repeats its alarm's number), then ``bmsAlarmLastSeq.0`` - the
   number this raise or clear took, so a receiver can count what it missed;
 * ``bmsHeartbeat``: worst module status, worst severity, active alarm count, last seq;
+* ``bmsBankOnBattery`` / ``bmsBankOnMains``: the bank state, seconds on battery and
+  minutes remaining; going on battery adds the time it began, returning adds the
+  finished discharge record (its number as instance) and ``bmsDischargeLastNumber.0``;
 * ``coldStart`` (SNMPv2-MIB): no objects.
 """
 
@@ -17,7 +20,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from gateway.model import AlarmCleared, AlarmRaised, BankSnapshot, Event
+from gateway.model import (
+    AlarmCleared,
+    AlarmRaised,
+    BankOnBattery,
+    BankOnMains,
+    BankSnapshot,
+    Event,
+)
 
 from plugins.snmp_agent import ber, oid_map
 from plugins.snmp_agent.oid_map import Syntax, Variable
@@ -29,6 +39,7 @@ class Category(enum.Enum):
     ALARM = "alarm"  #: a raise or a clear: rate-limited
     HEARTBEAT = "heartbeat"  #: only the newest one waiting for a receiver is kept
     COLD_START = "cold_start"
+    POWER = "power"  #: on battery / back on mains: a few per outage, not rate-limited
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +68,22 @@ def make_alarm_notification(event: Event, uptime_ticks: int) -> Notification:
         Category.ALARM, trap,
         (*_head(uptime_ticks, trap), *oid_map.make_alarm_notification_variables(a, last)),
         f"{name} #{a.seq} {a.kind}")
+
+
+def make_power_notification(event: BankOnBattery | BankOnMains, uptime_ticks: int
+                            ) -> Notification:
+    """bmsBankOnBattery for :class:`BankOnBattery`, bmsBankOnMains for :class:`BankOnMains`."""
+    if isinstance(event, BankOnBattery):
+        trap, record, label = oid_map.ON_BATTERY_OID, None, "bmsBankOnBattery"
+    elif isinstance(event, BankOnMains):
+        trap, record = oid_map.ON_MAINS_OID, event.record
+        label = f"bmsBankOnMains #{event.record.number}"
+    else:
+        raise TypeError(f"not a bank power event: {event!r}")
+    return Notification(
+        Category.POWER, trap,
+        (*_head(uptime_ticks, trap),
+         *oid_map.make_power_notification_variables(event.estimate, record)), label)
 
 
 def make_heartbeat(snapshot: BankSnapshot | None, uptime_ticks: int) -> Notification:

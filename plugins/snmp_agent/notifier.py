@@ -11,7 +11,8 @@ poller back, and the receivers never hold each other back:
   order, when it is back; when the queue is full the oldest inform is dropped and
   counted. Only the newest heartbeat waits in a queue.
 
-Alarm notifications pass a token bucket first (``rate_limit_burst`` at once, then
+On-battery and back-on-mains notifications (a few per outage) go out at once. Alarm
+notifications pass a token bucket first (``rate_limit_burst`` at once, then
 ``rate_limit_per_s``); the excess is dropped for every receiver, counted and logged once
 per burst. Receivers notice any loss from bmsAlarmLastSeq (in every alarm notification
 and in the heartbeat) and re-read bmsAlarmTable.
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.hub import Hub, age_snapshot
-from gateway.model import AlarmCleared, AlarmRaised
+from gateway.model import AlarmCleared, AlarmRaised, BankOnBattery, BankOnMains
 
 from plugins.snmp_agent.notifications import (
     Category,
@@ -44,6 +45,7 @@ from plugins.snmp_agent.notifications import (
     make_alarm_notification,
     make_cold_start,
     make_heartbeat,
+    make_power_notification,
 )
 from plugins.snmp_agent.settings import NotificationSettings, Receiver
 
@@ -237,6 +239,10 @@ class Notifier:
             t.submit(n)
 
     def handle_event(self, event: Any) -> None:
+        if isinstance(event, BankOnBattery | BankOnMains):
+            self.counters.events += 1
+            self.send(make_power_notification(event, self.uptime_ticks()))
+            return
         if not isinstance(event, AlarmRaised | AlarmCleared):
             return
         self.counters.events += 1

@@ -8,7 +8,8 @@ What is served (``mibs/BMS-GATEWAY-MIB.txt`` is the contract, a test keeps the t
 
 * the SNMPv2-MIB ``system`` group and the ``snmp`` counters (:func:`make_system_variables`);
 * the BMS-GATEWAY-MIB subtree (:func:`make_bank_variables`): gateway and bank scalars,
-  the bus, module, cell and temperature tables and the active alarm table.
+  the bus, module, cell and temperature tables, the active alarm table and the bmsBackup
+  branch (bank state, time to EOD, discharge records, cell imbalance).
 
 Trust rules (documented in the MIB and docs/snmp.md): measurements of a module are
 served only while its status is OK (or STALE when the agent is configured to serve stale
@@ -31,9 +32,11 @@ from gateway.hub import age_snapshot
 from gateway.leds import derive_leds
 from gateway.model import (
     Alarm,
+    BackupEstimate,
     BankSnapshot,
     BusStatus,
     Condition,
+    DischargeRecord,
     Fault,
     LinkCounters,
     LinkState,
@@ -63,11 +66,16 @@ _CELL = BMS_MIB_OID + (1, 5, 1)
 _TEMP = BMS_MIB_OID + (1, 6, 1)
 _ALARMS = BMS_MIB_OID + (1, 7)
 _ALARM = _ALARMS + (2, 1)
+_BACKUP = BMS_MIB_OID + (1, 8)
+_DISCHARGE = _BACKUP + (9, 1)
+_IMBALANCE = _BACKUP + (10, 1)
 _NOTIFICATIONS = BMS_MIB_OID + (0,)
 
 ALARM_RAISED_OID = _NOTIFICATIONS + (1,)  #: bmsAlarmRaised
 ALARM_CLEARED_OID = _NOTIFICATIONS + (2,)  #: bmsAlarmCleared
 HEARTBEAT_OID = _NOTIFICATIONS + (3,)  #: bmsHeartbeat
+ON_BATTERY_OID = _NOTIFICATIONS + (4,)  #: bmsBankOnBattery
+ON_MAINS_OID = _NOTIFICATIONS + (5,)  #: bmsBankOnMains
 COLD_START_OID = (1, 3, 6, 1, 6, 3, 1, 1, 5, 1)  #: SNMPv2-MIB coldStart
 SNMP_TRAP_OID_0 = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)  #: SNMPv2-MIB snmpTrapOID.0
 
@@ -301,6 +309,34 @@ ALARM_THRESHOLD = _col("bmsAlarmThreshold", _ALARM, 7, I, INTEGER32)
 ALARM_RAISED_AT = _col("bmsAlarmRaisedAt", _ALARM, 8, S, (8, 11))
 ALARM_RAISED_TIME = _col("bmsAlarmRaisedTime", _ALARM, 9, T)
 ALARM_TEXT = _col("bmsAlarmText", _ALARM, 10, S, (0, 64))
+# bmsBackup: the backup_time processor's figures (absent while it is not enabled)
+BACKUP_STATE = _scalar("bmsBackupState", _BACKUP, 1, I, (1, 4))
+BACKUP_SECONDS_ON_BATTERY = _scalar("bmsBackupSecondsOnBattery", _BACKUP, 2, G)
+BACKUP_MINUTES_REMAINING = _scalar("bmsBackupMinutesRemaining", _BACKUP, 3, G)
+BACKUP_LIMITED_BY = _scalar("bmsBackupLimitedBy", _BACKUP, 4, I, (1, 3))
+BACKUP_DISCHARGE_CURRENT = _scalar("bmsBackupDischargeCurrent", _BACKUP, 5, I, MILLIAMPS)
+BACKUP_MINUTES_TO_FULL = _scalar("bmsBackupMinutesToFull", _BACKUP, 6, G)
+BACKUP_ON_BATTERY_SINCE = _scalar("bmsBackupOnBatterySince", _BACKUP, 7, S, (8, 11))
+DISCHARGE_LAST_NUMBER = _scalar("bmsDischargeLastNumber", _BACKUP, 8, G)
+DISCHARGE_STARTED_AT = _col("bmsDischargeStartedAt", _DISCHARGE, 2, S, (8, 11))
+DISCHARGE_ENDED_AT = _col("bmsDischargeEndedAt", _DISCHARGE, 3, S, (8, 11))
+DISCHARGE_DURATION = _col("bmsDischargeDuration", _DISCHARGE, 4, G)
+DISCHARGE_CAPACITY = _col("bmsDischargeCapacity", _DISCHARGE, 5, I, MILLIAMP_HOURS)
+DISCHARGE_ENERGY = _col("bmsDischargeEnergy", _DISCHARGE, 6, G)
+DISCHARGE_SOC_START = _col("bmsDischargeSocStart", _DISCHARGE, 7, I, PER_MILLE)
+DISCHARGE_SOC_END = _col("bmsDischargeSocEnd", _DISCHARGE, 8, I, PER_MILLE)
+DISCHARGE_VOLTAGE_MIN = _col("bmsDischargeVoltageMin", _DISCHARGE, 9, I, MILLIVOLTS)
+DISCHARGE_CELL_MIN = _col("bmsDischargeCellMin", _DISCHARGE, 10, I, MILLIVOLTS)
+DISCHARGE_CELL_MIN_MODULE = _col("bmsDischargeCellMinModule", _DISCHARGE, 11, I, POSITION)
+DISCHARGE_CELL_MIN_CELL = _col("bmsDischargeCellMinCell", _DISCHARGE, 12, I, POSITION)
+DISCHARGE_TEMP_MAX = _col("bmsDischargeTempMax", _DISCHARGE, 13, I, DECI_CELSIUS)
+DISCHARGE_EOD_REACHED = _col("bmsDischargeEodReached", _DISCHARGE, 14, I, (1, 2))
+MILLIVOLT_DELTA = (-1_000_000, 1_000_000)
+IMBALANCE_NOW = _col("bmsImbalanceNow", _IMBALANCE, 1, G)
+IMBALANCE_TODAY = _col("bmsImbalanceTodayMean", _IMBALANCE, 2, G)
+IMBALANCE_BASELINE = _col("bmsImbalanceBaseline", _IMBALANCE, 3, G)
+IMBALANCE_RISE = _col("bmsImbalanceRise", _IMBALANCE, 4, I, MILLIVOLT_DELTA)
+IMBALANCE_DAYS = _col("bmsImbalanceDays", _IMBALANCE, 5, G)
 
 del I, S, C, G, T, O
 
@@ -655,6 +691,92 @@ def _alarms(rows: _Rows, snap: BankSnapshot, opts: BankOptions) -> None:
         rows.put(ALARM_RAISED_TIME, (a.seq,), timestamp_ticks(a.raised_at, opts.started_at))
 
 
+_LIMITED_BY = {"capacity": 1, "module": 2, "voltage": 3}
+
+
+def _discharge_columns(rows: _Rows, r: DischargeRecord) -> None:
+    i = (r.number,)
+    rows.put(DISCHARGE_STARTED_AT, i, encode_date_and_time(r.started_wall_time))
+    rows.put(DISCHARGE_ENDED_AT, i, encode_date_and_time(r.ended_wall_time))
+    rows.put(DISCHARGE_DURATION, i, r.duration_s)
+    rows.put(DISCHARGE_CAPACITY, i, r.delivered_mah)
+    rows.put(DISCHARGE_ENERGY, i, r.delivered_wh)
+    rows.put(DISCHARGE_SOC_START, i, r.soc_start_permille)
+    rows.put(DISCHARGE_SOC_END, i, r.soc_end_permille)
+    rows.put(DISCHARGE_VOLTAGE_MIN, i, r.voltage_min_mv)
+    rows.put(DISCHARGE_CELL_MIN, i, r.cell_min_mv)
+    if r.cell_min_mv is not None and r.cell_min_at is not None:
+        rows.put(DISCHARGE_CELL_MIN_MODULE, i, r.cell_min_at.position)
+        rows.put(DISCHARGE_CELL_MIN_CELL, i, r.cell_min_at.index)
+    rows.put(DISCHARGE_TEMP_MAX, i, r.temp_max_dc)
+    rows.put(DISCHARGE_EOD_REACHED, i, _TRUE if r.eod_reached else _FALSE)
+
+
+def _backup_scalars(rows: _Rows, e: BackupEstimate) -> None:
+    z = (0,)
+    rows.put(BACKUP_STATE, z, None if e.state is None else int(e.state))
+    rows.put(BACKUP_SECONDS_ON_BATTERY, z, e.seconds_on_battery)
+    rows.put(BACKUP_MINUTES_REMAINING, z, e.minutes_to_eod)
+    rows.put(BACKUP_LIMITED_BY, z, _LIMITED_BY.get(e.limited_by or ""))
+    rows.put(BACKUP_DISCHARGE_CURRENT, z, e.discharge_current_ma)
+    rows.put(BACKUP_MINUTES_TO_FULL, z,
+             None if e.seconds_to_full is None else e.seconds_to_full // 60)
+    if e.on_battery_since_wall_time is not None:
+        rows.put(BACKUP_ON_BATTERY_SINCE, z, encode_date_and_time(e.on_battery_since_wall_time))
+    rows.put(DISCHARGE_LAST_NUMBER, z, e.record_last)
+
+
+def _backup(rows: _Rows, snap: BankSnapshot, numbers: Mapping[str, int]) -> None:
+    e = snap.backup
+    if e is None:
+        return
+    _backup_scalars(rows, e)
+    for r in e.records:
+        if 1 <= r.number < _U32:
+            _discharge_columns(rows, r)
+    seen: set[tuple[int, int]] = set()
+    for m in snap.modules:
+        n = numbers.get(m.bus)
+        trend = e.module_imbalance(m.position)
+        if trend is None or n is None or not 1 <= n <= 255 or not 0 <= m.address <= 255:
+            continue
+        idx = (n, m.address)
+        if idx in seen:
+            continue
+        seen.add(idx)
+        rows.put(IMBALANCE_NOW, idx, trend.imbalance_mv)
+        rows.put(IMBALANCE_TODAY, idx, trend.today_mean_mv)
+        rows.put(IMBALANCE_BASELINE, idx, trend.baseline_mv)
+        rows.put(IMBALANCE_RISE, idx, trend.rise_mv)
+        rows.put(IMBALANCE_DAYS, idx, trend.days)
+
+
+def make_power_notification_variables(estimate: BackupEstimate,
+                                      record: DischargeRecord | None) -> list[Variable]:
+    """The varbinds of bmsBankOnBattery (``record`` None) and bmsBankOnMains after
+    sysUpTime and snmpTrapOID: the backup scalars (unknown ones left out) and, for
+    bmsBankOnMains, the finished discharge record with its number as instance."""
+    rows = _Rows()
+    z = (0,)
+    rows.put(BACKUP_STATE, z, None if estimate.state is None else int(estimate.state))
+    rows.put(BACKUP_SECONDS_ON_BATTERY, z, estimate.seconds_on_battery)
+    rows.put(BACKUP_MINUTES_REMAINING, z, estimate.minutes_to_eod)
+    if record is None:
+        if estimate.on_battery_since_wall_time is not None:
+            rows.put(BACKUP_ON_BATTERY_SINCE, z,
+                     encode_date_and_time(estimate.on_battery_since_wall_time))
+        return rows.items
+    if 1 <= record.number < _U32:
+        i = (record.number,)
+        rows.put(DISCHARGE_STARTED_AT, i, encode_date_and_time(record.started_wall_time))
+        rows.put(DISCHARGE_DURATION, i, record.duration_s)
+        rows.put(DISCHARGE_CAPACITY, i, record.delivered_mah)
+        rows.put(DISCHARGE_ENERGY, i, record.delivered_wh)
+        rows.put(DISCHARGE_EOD_REACHED, i, _TRUE if record.eod_reached else _FALSE)
+    rows.put(DISCHARGE_LAST_NUMBER, z, record.number)
+    return rows.items
+
+
 def make_alarm_notification_variables(alarm: Alarm, last_seq: int) -> list[Variable]:
     """The varbinds of bmsAlarmRaised/bmsAlarmCleared after sysUpTime and snmpTrapOID:
     the NOTIFICATION-TYPE's OBJECTS in their order with the alarm's sequence number as
@@ -766,6 +888,9 @@ def make_bank_parts(snapshot: BankSnapshot | None, *, now: float,
     rows = _Rows()
     _alarms(rows, snapshot, options)
     parts.append(("alarms", rows.items))
+    rows = _Rows()
+    _backup(rows, snapshot, bus_numbers)
+    parts.append(("backup", rows.items))
     return parts
 
 

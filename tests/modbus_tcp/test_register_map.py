@@ -374,8 +374,8 @@ def test_same_input_same_image(snapshot, clock):
 @pytest.mark.parametrize("address,count,expected", [
     (0, 0, rm.ExceptionCode.ILLEGAL_DATA_VALUE),
     (0, 126, rm.ExceptionCode.ILLEGAL_DATA_VALUE),
-    (84, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # just past the bank block
-    (80, 5, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # crosses its end
+    (116, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # just past the bank block
+    (112, 5, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # crosses its end
     (999, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # starts before a module block
     (1137, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # crosses module block 1's end
     (13738, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),
@@ -389,7 +389,7 @@ def test_reads_outside_blocks_or_bad_quantities_are_refused(snapshot, clock, add
 
 def test_reads_inside_a_block_slice_it(snapshot, clock):
     image = image_of(snapshot, clock.now)
-    assert rm.read_registers(image.bank_unit, 0, 84) == block_at(image, 0).values
+    assert rm.read_registers(image.bank_unit, 0, 116) == block_at(image, 0).values
     assert rm.read_registers(image.bank_unit, 1005, 125) == block_at(image, 1000).values[5:130]
     assert rm.read_registers(image.bank_unit, 13737, 1) == block_at(image, 13600).values[-1:]
     assert rm.read_registers(image.bank_unit, 40000, 2) == (0x5375, 0x6E53)
@@ -445,6 +445,7 @@ RELEASED_LAYOUTS = {
     1: "4caae8652275d4e03898216a5bee1175f9027dba88218336042cba2927ca8b1a",
     2: "d7a3ca229513901932ed4967e5bdceb7fe438c9e3daca8ba61bbb4366b00e40d",
     3: "0c6b44abec511651179beff2ee8b6086955041eb6a42501fe77d5b480847502d",
+    4: "1510a1b63d33f68226d2ac4aafcfcf25c0827dcb51c824ba8496139f0ce17bcf",
 }
 
 

@@ -263,3 +263,65 @@ def test_wrong_baud_answers_are_the_bit_stream_read_at_the_buss_rate():
     # twice as fast: each received byte spans two sent ones, about half as many bytes
     assert len(frame) // 3 < len(junk) < len(frame)
     assert _analog(bank([{"packs": [2], "fault": "wrong_baud", "baud": 9600}])) == [frame]
+# ------------------------------------------------------------- the bank's physics ---
+
+def test_packs_in_parallel_share_the_bank_current_and_its_sign():
+    from plugins.rs485_bms.sim.physics import SimBank, SimPack, ocv_mv
+
+    sim = BankSimulator(family="pace_v25", addresses=list(range(1, 13)), clock=lambda: 0.0,
+                        scenario=Scenario.model_validate({"steps": [
+                            {"at_s": 100, "until_s": 700, "fault": "mains_failure",
+                             "load_a": 60}]}))
+    bank = sim.bank
+    for t, sign in ((50, 1), (400, -1), (900, 1)):
+        states = [bank.state(a, t) for a in sim.addresses]
+        assert all(s.current_ma * sign > 0 for s in states), t
+        # shares follow conductance: the lowest-resistance pack carries the most
+        lowest = min(bank.packs, key=lambda p: p.resistance_mohm).address
+        assert max(states, key=lambda s: abs(s.current_ma)) is states[lowest - 1]
+    during = [bank.state(a, 400) for a in sim.addresses]
+    assert abs(sum(s.current_ma for s in during) + 60_000) <= 12 * 10
+    # SOC integrates the current: up while charging, down on battery, by I x t / capacity
+    p0, p1, p2 = (bank.soc(t)[0] for t in (0, 100, 700))
+    assert p1 > p0 and p2 < p1
+    pack = bank.packs[0]
+    i = bank.currents_ma(400, bank.soc(400))[0]
+    assert p1 - p2 == pytest.approx(-i * 600 / 3600 / pack.full_mah * 1000, rel=1e-6)
+    # cell voltage = OCV(SOC) + offset + IR drop
+    s = bank.state(1, 400)
+    expected = ocv_mv(bank.soc(400)[0]) + s.current_ma / 1000 * pack.ir_mohm
+    assert s.cell_mv[0] == pytest.approx(expected + pack.cell_offset[0], abs=1)
+    assert s.voltage_mv == sum(s.cell_mv)
+    # temperature rises with current
+    lone = SimBank([SimPack(1)])
+    assert lone.state(1, 10).temp_dc[0] > lone.packs[0].ambient_dc + 20
+
+
+def test_an_empty_pack_is_cut_off_and_the_others_take_its_share():
+    from plugins.rs485_bms.sim.physics import Outage, SimBank, SimPack
+
+    packs = [SimPack(a) for a in (1, 2)]
+    packs[0].soc0 = 5.0  # nearly empty
+    bank = SimBank(packs, outages=[Outage(0, None, 50_000)])
+    first, second = (bank.state(a, 3600) for a in (1, 2))
+    assert first.current_ma == 0 and first.soc_permille == 0
+    assert second.current_ma == -50_000
+
+
+def test_a_mains_failure_step_is_for_the_whole_bank(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("steps:\n  - {at_s: 10, packs: [2], fault: mains_failure}\n")
+    with pytest.raises(ConfigError) as info:
+        load_scenario(f)
+    assert "applies to the whole bank" in str(info.value.problems[0])
+
+
+def test_the_answers_do_not_depend_on_the_order_of_the_questions():
+    def states(order):
+        sim = BankSimulator(family="pace_v25", addresses=[1, 2, 3], clock=lambda: 0.0,
+                            scenario=Scenario.model_validate({"steps": [
+                                {"at_s": 30, "fault": "mains_failure"}]}))
+        return {t: sim.bank.state(2, t) for t in order}
+    a = states([5000.5, 12.25, 200, 61])
+    b = states([61, 200, 12.25, 5000.5])
+    assert a == b

@@ -24,7 +24,12 @@ import pytest
 from gateway.hub import Hub
 from gateway.model import (
     Alarm,
+    BackupEstimate,
     BankSnapshot,
+    BankState,
+    DischargeRecord,
+    Location,
+    ModuleImbalance,
     BmsStatus,
     BusStatus,
     Condition,
@@ -144,6 +149,28 @@ class AlarmInjector:
                                    alarm_last_seq=self.last_seq), ()
 
 
+#: backup_time figures for the walk tests. Real estimates carry minutes to EOD only while
+#: discharging and minutes to full only while charging; this one carries both so that a
+#: single walk covers every bmsBackup object.
+BACKUP = BackupEstimate(
+    state=BankState.DISCHARGING, on_battery_since=T0 - 600,
+    on_battery_since_wall_time=WALL0 - 600, seconds_on_battery=600,
+    discharge_current_ma=40_000, seconds_to_eod=7 * 3600 + 59, limited_by="capacity",
+    seconds_to_full=5400, record_last=4,
+    records=(DischargeRecord(
+        number=4, started_wall_time=WALL0 - 90_000, ended_wall_time=WALL0 - 86_400,
+        duration_s=3600, delivered_mah=40_000, delivered_wh=2080, soc_start_permille=980,
+        soc_end_permille=930, voltage_min_mv=51_200, cell_min_mv=3180,
+        cell_min_at=Location(position=2, index=7), temp_max_dc=312, eod_reached=False),),
+    imbalance=(ModuleImbalance(position=1, imbalance_mv=12, today_mean_mv=11,
+                               baseline_mv=9, rise_mv=2, days=6),))
+
+
+class BackupInjector:
+    def process(self, snapshot: BankSnapshot, now: float):
+        return dataclasses.replace(snapshot, backup=BACKUP), ()
+
+
 class FakeClock:
     def __init__(self, start: float) -> None:
         self.now = start
@@ -155,6 +182,7 @@ class FakeClock:
 def make_hub(clock: FakeClock) -> Hub:
     hub = Hub(clock=clock, wall_clock=lambda: WALL0 + (clock.now - T0))
     hub.add_processor(AlarmInjector(ALARMS, last_seq=13))
+    hub.add_processor(BackupInjector())
     hub.update("rs485_bms", modules=make_modules(clock.now), buses=make_buses(clock.now))
     return hub
 
@@ -163,7 +191,7 @@ def make_hub(clock: FakeClock) -> Hub:
 def bank() -> types.SimpleNamespace:
     """The bank's builders and constants, for test modules (conftest is not importable)."""
     return types.SimpleNamespace(
-        T0=T0, WALL0=WALL0, ALARMS=ALARMS, MIBS=MIBS, COMMUNITY=COMMUNITY, V3_USER=V3_USER,
+        T0=T0, WALL0=WALL0, ALARMS=ALARMS, BACKUP=BACKUP, MIBS=MIBS, COMMUNITY=COMMUNITY, V3_USER=V3_USER,
         V3_AUTH=V3_AUTH, V3_PRIV=V3_PRIV, make_module=make_module, make_modules=make_modules,
         make_buses=make_buses, make_hub=make_hub, FakeClock=FakeClock, v2c_args=v2c_args,
         v3_args=v3_args, RunningAgent=RunningAgent)

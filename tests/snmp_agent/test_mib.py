@@ -20,7 +20,7 @@ MIBS = Path(__file__).resolve().parents[2] / "mibs"
 MIB_FILE = MIBS / "BMS-GATEWAY-MIB.txt"
 IMPLEMENTED_GROUPS = {
     "BMS-GATEWAY-MIB": ("bmsGatewayGroup", "bmsBankGroup", "bmsBusGroup", "bmsModuleGroup",
-                        "bmsCellGroup", "bmsTempGroup", "bmsAlarmGroup"),
+                        "bmsCellGroup", "bmsTempGroup", "bmsAlarmGroup", "bmsBackupGroup"),
     "SNMPv2-MIB": ("systemGroup", "snmpGroup", "snmpCommunityGroup"),
     "SNMP-FRAMEWORK-MIB": ("snmpEngineGroup",),
 }
@@ -160,7 +160,8 @@ def test_every_mib_object_is_in_a_group_and_every_group_implemented_or_notificat
                      if not set(v["members"]) & set(mib["notifications"])}
     assert object_groups == set(IMPLEMENTED_GROUPS["BMS-GATEWAY-MIB"])
     notifications = set(mib["notifications"])
-    assert notifications == {"bmsAlarmRaised", "bmsAlarmCleared", "bmsHeartbeat"}
+    assert notifications == {"bmsAlarmRaised", "bmsAlarmCleared", "bmsHeartbeat",
+                             "bmsBankOnBattery", "bmsBankOnMains"}
     raised = mib["notifications"]["bmsAlarmRaised"]["objects"]
     assert raised == mib["notifications"]["bmsAlarmCleared"]["objects"]
     assert mib["notifications"]["bmsAlarmRaised"]["oid"].endswith(".0.1")

@@ -24,7 +24,9 @@ every 200 ms), and the line faults a scan must tell from a duplicate address:
 ``reflection`` (an unterminated line: bits flip at ``rate`` in both directions, so a
 request the pack got garbled is answered with RTN 02 "CHKSUM error") and ``wrong_baud``
 (the pack sends at ``baud``: the line's receiver reads the bit stream at the bus's
-own rate, and sees junk).
+own rate, and sees junk); and ``mains_failure`` (the whole bank: the rectifier
+stops and the site load ``load_a`` draws from the bank until ``until_s``; see the bank
+model in :mod:`.physics`).
 
 ``packs`` are DIP addresses (0..15); whether they are in the simulated bank is checked
 when the bank is known (:meth:`Scenario.check`, which needs only the family and the
@@ -45,6 +47,7 @@ from gateway.config import ConfigError, Problem, Section, parse_yaml, validate_m
 
 from plugins.rs485_bms.protocol import PaceAlarm, PylonAlarm, SeplosAlarm
 from plugins.rs485_bms.protocol.families import Family
+from plugins.rs485_bms.sim.physics import Outage
 
 #: The status (0x44) block of each family the simulator speaks.
 _STATUS_BLOCKS = {Family.PACE_V25: PaceAlarm, Family.PYLONTECH: PylonAlarm,
@@ -73,6 +76,7 @@ class FaultKind(enum.StrEnum):
     NOISE = "noise"
     REFLECTION = "reflection"
     WRONG_BAUD = "wrong_baud"
+    MAINS_FAILURE = "mains_failure"
 
 
 #: Faults whose answer comes ``delay_ms`` after the request: a step needs one.
@@ -100,12 +104,17 @@ class Step(Section):
         0.01, gt=0, le=1, description="noise, reflection: probability that a byte is hit")
     baud: int | None = pydantic.Field(
         None, ge=300, le=921600, description="wrong_baud: the rate the pack sends at")
+    load_a: float = pydantic.Field(
+        40.0, ge=0, le=5000, description="mains_failure: the site load on the bank")
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> Step:
         if self.until_s is not None and self.until_s <= self.at_s:
             raise ValueError(f"until_s ({self.until_s:g}) must be later than at_s "
                              f"({self.at_s:g})")
+        if self.fault is FaultKind.MAINS_FAILURE and self.packs:
+            raise ValueError("a mains_failure step applies to the whole bank: leave out "
+                             "packs")
         if self.fault is FaultKind.WRONG_BAUD and self.baud is None:
             raise ValueError("a wrong_baud step needs baud (the rate the pack sends at)")
         if self.fault in DELAYED and self.delay_ms == 0:
@@ -134,6 +143,11 @@ class Scenario(Section):
     def active(self, t: float, address: int | None = None, cid2: int | None = None
                ) -> list[Step]:
         return [s for s in self.steps if s.active(t, address, cid2)]
+
+    def outages(self) -> list[Outage]:
+        """The ``mains_failure`` steps, for the bank's physics."""
+        return [Outage(s.at_s, s.until_s, s.load_a * 1000) for s in self.steps
+                if s.fault is FaultKind.MAINS_FAILURE]
 
     def transport_back_at(self, t: float) -> float | None:
         """When no ``transport_drop`` step is active any more (``t`` if none is now);

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from plugins.rs485_bms.sim.encoder import SimEncoder, make_sim_encoder
-from plugins.rs485_bms.sim.physics import PackState, SimPack
+from plugins.rs485_bms.sim.physics import PackState, SimBank, SimPack
 from plugins.rs485_bms.sim.replay import ReplayBank, ReplayError, load_replay
 from plugins.rs485_bms.protocol import PROFILES, Frame, parse_frame
 from plugins.rs485_bms.sim.scenario import FaultKind, Scenario, load_scenario
@@ -77,6 +77,8 @@ class BankSimulator:
         self.clock = clock
         self.started = clock()
         self.packs = {a: SimPack(a, seed=seed) for a in self.addresses}
+        #: the packs in parallel: they share the bank current (physics.py)
+        self.bank = SimBank(list(self.packs.values()), outages=self.scenario.outages())
         self.encoder: SimEncoder = make_sim_encoder(self.family)
         self.scenario.check(self.family, self.addresses)
         self._rnd = random.Random(seed)
@@ -208,7 +210,7 @@ class BankSimulator:
                 flags.update(step.flags)
             elif step.fault is FaultKind.ALL_ZERO:
                 zero = True
-        return PackView(state=self.packs[adr].state(t, cell_override=override), flags=flags,
+        return PackView(state=self.bank.state(adr, t, cell_override=override), flags=flags,
                         all_zero=zero)
 
     def foreign_request(self) -> bytes:
