@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from gateway.hub import age_snapshot
 from gateway.model import (
     BankSnapshot,
+    BankState,
     Fault,
     ModuleReading,
     ModuleStatus,
@@ -205,7 +206,12 @@ def ups_alarm_of(kind: str) -> tuple[int, ...] | None:
 
 
 def on_battery(snapshot: BankSnapshot) -> bool | None:
-    """True while the bank discharges (see :data:`ON_BATTERY_MA`); None without live data."""
+    """True while the bank discharges; None without live data. The backup_time
+    processor's debounced bank state where it runs, else the bank current against
+    :data:`ON_BATTERY_MA`."""
+    backup = snapshot.backup
+    if backup is not None:
+        return None if backup.state is None else backup.state is BankState.DISCHARGING
     current = snapshot.bank.current_ma
     return None if current is None else current < -ON_BATTERY_MA
 
@@ -230,9 +236,13 @@ def active_ups_alarms(snapshot: BankSnapshot) -> dict[tuple[int, ...], float | N
 
 def backup_time(snapshot: BankSnapshot) -> tuple[int | None, int | None]:
     """(upsSecondsOnBattery, upsEstimatedMinutesRemaining) of ``snapshot``, None where
-    unknown. The only place these two come from: the backup-time estimate is a
-    processor's figure, and BankSnapshot carries none yet, so only the one known case
-    is served: 0 seconds on battery while the bank is not discharging (RFC 1628)."""
+    unknown: the backup_time processor's figures (``snapshot.backup``; minutes to EOD
+    rounded down, known only while the bank discharges). Without that processor only
+    the one known case is served: 0 seconds on battery while the bank is not
+    discharging (RFC 1628)."""
+    backup = snapshot.backup
+    if backup is not None:
+        return backup.seconds_on_battery, backup.minutes_to_eod
     return (0 if on_battery(snapshot) is False else None), None
 
 

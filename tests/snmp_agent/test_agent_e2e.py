@@ -170,9 +170,8 @@ def test_every_served_oid_resolves_to_a_mib_name_and_every_object_is_served(
         assert re.match(r"^(SNMPv2-MIB|BMS-GATEWAY-MIB|SNMP-FRAMEWORK-MIB|ENTITY-MIB|"
                         r"ENTITY-SENSOR-MIB|UPS-MIB)::[a-zA-Z][a-zA-Z0-9]*\.\d", line), line
         names.add(line.split("::")[1].split(".")[0])
-    # upsEstimatedMinutesRemaining waits for a backup-time estimate (standard_mibs.backup_time)
     assert names == (set(om.OBJECT_TYPES) | set(standard_mibs.OBJECT_TYPES)) - {
-        o.name for o in om.USM_COUNTERS.values()} - {"upsEstimatedMinutesRemaining"}
+        o.name for o in om.USM_COUNTERS.values()}
     assert usm == {o.oid[-1] for o in om.USM_COUNTERS.values()}
     assert len(out) == len(numbered)
 

@@ -198,8 +198,12 @@ def test_battery_scalars_are_the_bank_aggregates_in_rfc_1628_units(bank, bank_sn
     assert vals[scalar(sm.UPS_BATTERY_TEMPERATURE)] == (b.temp_max_dc + 5) // 10
     current = vals[scalar(sm.UPS_BATTERY_CURRENT)]
     assert abs(current * 100 - b.current_ma) <= 50 and (current > 0) == (b.current_ma > 0)
+    # the backup_time processor's figures (the fixture's estimate: on battery)
+    assert vals[scalar(sm.UPS_SECONDS_ON_BATTERY)] == bank.BACKUP.seconds_on_battery
+    assert vals[scalar(sm.UPS_MINUTES_REMAINING)] == bank.BACKUP.minutes_to_eod
+    _, vals = views(dataclasses.replace(bank_snapshot, backup=None), now=bank.T0)
     assert vals[scalar(sm.UPS_SECONDS_ON_BATTERY)] == 0  # charging: not on battery
-    assert scalar(sm.UPS_MINUTES_REMAINING) not in vals  # no estimate yet: absent
+    assert scalar(sm.UPS_MINUTES_REMAINING) not in vals  # no estimate: absent
 
 
 def test_rounding_is_half_away_from_zero():
@@ -209,7 +213,7 @@ def test_rounding_is_half_away_from_zero():
 
 def test_on_battery_seconds_are_unknown_and_the_alarm_is_raised(bank, bank_snapshot):
     snap = dataclasses.replace(bank_snapshot, bank=dataclasses.replace(
-        bank_snapshot.bank, current_ma=-25_000), alarms=())
+        bank_snapshot.bank, current_ma=-25_000), alarms=(), backup=None)  # no processor
     state, vals = views(snap, now=bank.T0)
     assert scalar(sm.UPS_SECONDS_ON_BATTERY) not in vals
     assert vals[col(sm.UPS_ALARM_DESCR, 1)] == sm.UPS_ALARM_ON_BATTERY
@@ -219,8 +223,30 @@ def test_on_battery_seconds_are_unknown_and_the_alarm_is_raised(bank, bank_snaps
     assert sm.backup_time(idle) == (0, None) and not sm.on_battery(idle)
 
 
+def test_the_backup_time_estimate_gives_seconds_on_battery_and_minutes_remaining(
+        bank, bank_snapshot):
+    """With the backup_time processor's figures in the snapshot, UPS-MIB serves them:
+    minutes to EOD rounded down, and its debounced state decides 'on battery'."""
+    from gateway.model import BackupEstimate, BankState
+
+    on = dataclasses.replace(bank_snapshot, alarms=(), backup=BackupEstimate(
+        state=BankState.DISCHARGING, seconds_on_battery=95, seconds_to_eod=4 * 3600 + 59))
+    assert sm.backup_time(on) == (95, 240) and sm.on_battery(on)
+    state, vals = views(on, now=bank.T0)
+    assert vals[scalar(sm.UPS_SECONDS_ON_BATTERY)] == 95
+    assert vals[scalar(sm.UPS_MINUTES_REMAINING)] == 240
+    assert vals[col(sm.UPS_ALARM_DESCR, 1)] == sm.UPS_ALARM_ON_BATTERY
+    charging = dataclasses.replace(on, backup=BackupEstimate(
+        state=BankState.CHARGING, seconds_on_battery=0, seconds_to_full=1800))
+    assert sm.backup_time(charging) == (0, None) and not sm.on_battery(charging)
+    state, vals = views(charging, now=bank.T0)
+    assert scalar(sm.UPS_MINUTES_REMAINING) not in vals  # unknown: not made up
+    unknown = dataclasses.replace(on, backup=BackupEstimate())
+    assert sm.backup_time(unknown) == (None, None) and sm.on_battery(unknown) is None
+
+
 def test_ups_alarm_rows_get_ids_from_1_and_keep_them(bank, bank_snapshot):
-    base = dataclasses.replace(bank_snapshot, alarms=())
+    base = dataclasses.replace(bank_snapshot, alarms=(), backup=None)  # charging
     state, vals = views(base, now=bank.T0)
     assert vals[scalar(sm.UPS_ALARMS_PRESENT)] == 0
     a1 = alarm(20, "bank_voltage_low", bank.T0 + 1)
@@ -441,14 +467,17 @@ def test_snmpwalk_of_ups_battery_by_name(v2c_agent, snmp, bank):
     assert clean(proc.stderr) == []
     lines = proc.stdout.splitlines()
     assert lines[0] == "UPS-MIB::upsBatteryStatus.0 = INTEGER: unknown(1)"  # no alarm rules
-    assert "UPS-MIB::upsSecondsOnBattery.0 = INTEGER: 0 seconds" in lines
+    assert "UPS-MIB::upsSecondsOnBattery.0 = INTEGER: 600 seconds" in lines  # the estimate
+    assert "UPS-MIB::upsEstimatedMinutesRemaining.0 = INTEGER: 420 minutes" in lines
     assert any(re.fullmatch(r"UPS-MIB::upsBatteryVoltage\.0 = INTEGER: \d{3} 0\.1 Volt DC", x)
                for x in lines)
     proc = snmp("snmpwalk", *std_args(bank), *bank.v2c_args(v2c_agent), "UPS-MIB::upsAlarm")
     assert proc.stdout.splitlines() == [
-        "UPS-MIB::upsAlarmsPresent.0 = Gauge32: 1",
-        "UPS-MIB::upsAlarmDescr.1 = OID: UPS-MIB::upsAlarmCommunicationsLost",
-        "UPS-MIB::upsAlarmTime.1 = Timeticks: (0) 0:00:00.00",  # raised before the start
+        "UPS-MIB::upsAlarmsPresent.0 = Gauge32: 2",
+        "UPS-MIB::upsAlarmDescr.1 = OID: UPS-MIB::upsAlarmOnBattery",  # the estimate's state
+        "UPS-MIB::upsAlarmDescr.2 = OID: UPS-MIB::upsAlarmCommunicationsLost",
+        "UPS-MIB::upsAlarmTime.1 = Timeticks: (0) 0:00:00.00",  # both before the start
+        "UPS-MIB::upsAlarmTime.2 = Timeticks: (0) 0:00:00.00",
     ]
 
 
