@@ -339,6 +339,8 @@ class LimitCause(enum.IntEnum):
     BANK_CAP = 8  #: the configured bank maximum (cabling, breaker)
     FLOAT = 9  #: CVL: the configured float voltage
     EQUALISE = 10  #: CVL: the configured equalise voltage
+    #: served north while the bank data is not fresh: the current limits read 0
+    NOT_FRESH = 11
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

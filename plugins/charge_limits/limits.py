@@ -35,6 +35,7 @@ from gateway.model import (
 from plugins.charge_limits.settings import ChargeLimitsSettings, CellTaper, TempTaper
 
 FULL = 1000  #: a factor of 1000 per mille: no derating
+PPM = 1_000_000  #: C-rates are in parts per million of C
 
 #: BMS protections that stop charging / discharging: the limit is zero while a live module
 #: reports one. Short circuit and the MOSFET and ambient temperature protections cut both.
@@ -152,14 +153,14 @@ def _not_live_reason(counts: dict[str, int], live: int, configured: int) -> str:
     return f"{', '.join(parts)}, {live} of {configured} live"
 
 
-def _current_limit(live: list[ModuleReading], capacity_mah: int, rate_permille: int,
+def _current_limit(live: list[ModuleReading], capacity_mah: int, rate_ppm: int,
                    max_ma: int | None, deratings: list[Derating], *, counts: dict[str, int],
                    configured: int, rate_c: float) -> Limit:
     if not live:
         reason = ("no module configured" if configured == 0 else
                   f"no module live ({configured} configured)")
         return Limit(value=0, cause=LimitCause.NO_LIVE_MODULE, reason=reason)
-    base = capacity_mah * rate_permille // FULL
+    base = capacity_mah * rate_ppm // PPM
     worst = min(deratings, key=Derating.key, default=None)
     if worst is not None and worst.factor < FULL:
         limit = Limit(value=base * worst.factor // FULL, cause=worst.cause, reason=worst.reason,
@@ -169,7 +170,8 @@ def _current_limit(live: list[ModuleReading], capacity_mah: int, rate_permille: 
                       reason=_not_live_reason(counts, len(live), configured))
     else:
         limit = Limit(value=base, cause=LimitCause.CAPACITY,
-                      reason=f"{len(live)} modules, {capacity_mah // 1000} Ah at {rate_c:.2f} C")
+                      reason=f"{len(live)} module{'' if len(live) == 1 else 's'}, "
+                      f"{capacity_mah / 1000:g} Ah at {rate_c:g} C")
     if max_ma is not None and max_ma < limit.value:
         limit = Limit(value=max_ma, cause=LimitCause.BANK_CAP,
                       reason=f"bank maximum {max_ma / 1000:g} A")
@@ -204,9 +206,9 @@ def make_charge_limits(snapshot: BankSnapshot, now: float,
         m, cell=s.discharge_cell_taper, high_cell=False, cold=s.discharge_cold_taper,
         hot=s.discharge_hot_taper, protections=DISCHARGE_PROTECTIONS)]
     configured = len(snapshot.modules)
-    ccl = _current_limit(live, capacity, s.charge_rate_permille, _ma(s.charge_max_a), charge,
+    ccl = _current_limit(live, capacity, s.charge_rate_ppm, _ma(s.charge_max_a), charge,
                          counts=counts, configured=configured, rate_c=s.charge_c_rate)
-    dcl = _current_limit(live, capacity, s.discharge_rate_permille, _ma(s.discharge_max_a),
+    dcl = _current_limit(live, capacity, s.discharge_rate_ppm, _ma(s.discharge_max_a),
                          discharge, counts=counts, configured=configured,
                          rate_c=s.discharge_c_rate_max)
     if s.equalise:
@@ -219,5 +221,5 @@ def make_charge_limits(snapshot: BankSnapshot, now: float,
         computed_at=now, cvl=cvl, ccl=ccl, dcl=dcl, eod_mv=round(s.eod_v * 1000),
         cutoff_mv=round(s.cutoff_v * 1000), modules_counted=len(live),
         modules_configured=configured, capacity_mah=capacity,
-        module_ccl_ma=s.module_capacity_mah * s.charge_rate_permille // FULL,
+        module_ccl_ma=s.module_capacity_mah * s.charge_rate_ppm // PPM,
         rectifier_ma=_ma(s.rectifier_charge_a))

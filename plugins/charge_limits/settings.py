@@ -113,17 +113,19 @@ class ChargeLimitsSettings(Section):
         return self
 
     # the settings in the model's integer units -------------------------------------
+    # C-rates in parts per million of C: 1 C on 100 Ah (100 000 mAh) is 100 000 mA, so
+    # mA = mAh x rate_ppm // 1 000 000, exact to the configured digits
     @functools.cached_property
-    def charge_rate_permille(self) -> int:
-        return round(self.charge_c_rate * 1000)
+    def charge_rate_ppm(self) -> int:
+        return round(self.charge_c_rate * 1_000_000)
 
     @functools.cached_property
-    def charge_rate_max_permille(self) -> int:
-        return round(self.charge_c_rate_max * 1000)
+    def charge_rate_max_ppm(self) -> int:
+        return round(self.charge_c_rate_max * 1_000_000)
 
     @functools.cached_property
-    def discharge_rate_permille(self) -> int:
-        return round(self.discharge_c_rate_max * 1000)
+    def discharge_rate_ppm(self) -> int:
+        return round(self.discharge_c_rate_max * 1_000_000)
 
     @functools.cached_property
     def module_capacity_mah(self) -> int:

@@ -35,7 +35,7 @@ def test_a_healthy_bank_gets_the_manuals_figures():
     assert lim.ccl.value == 12 * 20_000  # 0.2 C of 12 x 100 Ah
     assert lim.dcl.value == 12 * 100_000  # 1 C
     assert lim.ccl.cause is lim.dcl.cause is LimitCause.CAPACITY
-    assert lim.ccl.reason == "12 modules, 1200 Ah at 0.20 C"
+    assert lim.ccl.reason == "12 modules, 1200 Ah at 0.2 C"
     assert (lim.eod_mv, lim.cutoff_mv) == (40_500, 40_300)
     assert (lim.modules_counted, lim.modules_configured, lim.capacity_mah) == (12, 12, 1_200_000)
     assert (lim.module_ccl_ma, lim.rectifier_ma, lim.computed_at) == (20_000, None, NOW)
@@ -201,14 +201,14 @@ def test_never_negative_never_above_the_configured_maxima(specs, rate, cap_a):
     snap = build(specs)
     lim = limits(snap, s)
     live_capacity = lim.capacity_mah
-    for limit, rate_pm in ((lim.ccl, s.charge_rate_max_permille),
-                           (lim.dcl, s.discharge_rate_permille)):
+    for limit, rate_pm in ((lim.ccl, s.charge_rate_max_ppm),
+                           (lim.dcl, s.discharge_rate_ppm)):
         assert limit.value >= 0
-        assert limit.value <= live_capacity * rate_pm // 1000
+        assert limit.value <= live_capacity * rate_pm // 1_000_000
         if cap_a is not None:
             assert limit.value <= cap_a * 1000
         assert limit.reason
-    assert lim.ccl.value <= live_capacity * s.charge_rate_permille // 1000
+    assert lim.ccl.value <= live_capacity * s.charge_rate_ppm // 1_000_000
     assert lim.modules_counted <= lim.modules_configured == len(specs)
 
 

@@ -112,8 +112,8 @@ def mbpoll_hex(mbpoll, port, start, count, unit=1):
     (("-r", "0", "-t", "4", "127.0.0.1", "5", "6"), "Illegal function"),  # FC16
     (("-r", "0", "-t", "0", "127.0.0.1", "1"), "Illegal function"),  # FC05
     (("-r", "0", "-c", "4", "-t", "0"), "Illegal function"),  # FC01
-    (("-r", "84", "-c", "1"), "Illegal data address"),  # past the bank block
-    (("-r", "80", "-c", "5"), "Illegal data address"),  # crossing its end
+    (("-r", str(rm.BANK_BLOCK.length), "-c", "1"), "Illegal data address"),  # past the bank block
+    (("-r", str(rm.BANK_BLOCK.length - 4), "-c", "5"), "Illegal data address"),  # crossing its end
     (("-r", "40100", "-c", "40", "-t", "3"), "Illegal data address"),
 ])
 def test_mbpoll_sees_each_exception(server, mbpoll, args, message):

@@ -374,8 +374,8 @@ def test_same_input_same_image(snapshot, clock):
 @pytest.mark.parametrize("address,count,expected", [
     (0, 0, rm.ExceptionCode.ILLEGAL_DATA_VALUE),
     (0, 126, rm.ExceptionCode.ILLEGAL_DATA_VALUE),
-    (84, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # just past the bank block
-    (80, 5, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # crosses its end
+    (rm.BANK_BLOCK.length, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # just past the bank block
+    (rm.BANK_BLOCK.length - 4, 5, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # crosses its end
     (999, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # starts before a module block
     (1129, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),
     (13730, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),
@@ -389,7 +389,7 @@ def test_reads_outside_blocks_or_bad_quantities_are_refused(snapshot, clock, add
 
 def test_reads_inside_a_block_slice_it(snapshot, clock):
     image = image_of(snapshot, clock.now)
-    assert rm.read_registers(image.bank_unit, 0, 84) == block_at(image, 0).values
+    assert rm.read_registers(image.bank_unit, 0, rm.BANK_BLOCK.length) == block_at(image, 0).values
     assert rm.read_registers(image.bank_unit, 1005, 125) == block_at(image, 1000).values[5:]
     assert rm.read_registers(image.bank_unit, 13729, 1) == block_at(image, 13600).values[-1:]
     assert rm.read_registers(image.bank_unit, 40000, 2) == (0x5375, 0x6E53)
@@ -444,6 +444,7 @@ def test_register_map_contract_is_locked():
 RELEASED_LAYOUTS = {
     1: "4caae8652275d4e03898216a5bee1175f9027dba88218336042cba2927ca8b1a",
     2: "d7a3ca229513901932ed4967e5bdceb7fe438c9e3daca8ba61bbb4366b00e40d",
+    3: "f97b6204b16e178b7670898a8f96f5c0fa7d890e92de8b76759dabfded810b0d",
 }
 
 
