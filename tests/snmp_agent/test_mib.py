@@ -19,7 +19,8 @@ MIBS = Path(__file__).resolve().parents[2] / "mibs"
 MIB_FILE = MIBS / "BMS-GATEWAY-MIB.txt"
 IMPLEMENTED_GROUPS = {
     "BMS-GATEWAY-MIB": ("bmsGatewayGroup", "bmsBankGroup", "bmsBusGroup", "bmsModuleGroup",
-                        "bmsCellGroup", "bmsTempGroup", "bmsAlarmGroup"),
+                        "bmsCellGroup", "bmsTempGroup", "bmsAlarmGroup",
+                        "bmsLimitsGroup"),
     "SNMPv2-MIB": ("systemGroup", "snmpGroup", "snmpCommunityGroup"),
 }
 BASE_TYPES = {
