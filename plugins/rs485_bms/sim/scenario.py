@@ -24,7 +24,8 @@ every 200 ms), and the line faults a scan must tell from a duplicate address:
 ``reflection`` (an unterminated line: bits flip at ``rate`` in both directions, so a
 request the pack got garbled is answered with RTN 02 "CHKSUM error") and ``wrong_baud``
 (the pack sends at ``baud``: the line's receiver reads the bit stream at the bus's
-own rate, and sees junk).
+own rate, and sees junk), and ``cell_temp`` (the pack's cell temperature sensors read
+``degc``: a cold or a hot bank).
 
 ``packs`` are DIP addresses (0..15); whether they are in the simulated bank is checked
 when the bank is known (:meth:`Scenario.check`, which needs only the family and the
@@ -73,6 +74,7 @@ class FaultKind(enum.StrEnum):
     NOISE = "noise"
     REFLECTION = "reflection"
     WRONG_BAUD = "wrong_baud"
+    CELL_TEMP = "cell_temp"
 
 
 #: Faults whose answer comes ``delay_ms`` after the request: a step needs one.
@@ -100,6 +102,8 @@ class Step(Section):
         0.01, gt=0, le=1, description="noise, reflection: probability that a byte is hit")
     baud: int | None = pydantic.Field(
         None, ge=300, le=921600, description="wrong_baud: the rate the pack sends at")
+    degc: float = pydantic.Field(
+        25, ge=-40, le=100, description="cell_temp: what the pack's cell sensors read")
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> Step:
