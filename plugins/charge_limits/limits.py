@@ -148,9 +148,13 @@ def _deratings(m: ModuleReading, *, cell: CellTaper, high_cell: bool, cold: Temp
 
 
 def _not_live_reason(counts: dict[str, int], live: int, configured: int) -> str:
-    """E.g. "3 modules offline, 9 of 12 live" or "1 module stale, 11 of 12 live"."""
-    parts = [f"{n} module{'' if n == 1 else 's'} {what}" for what, n in counts.items() if n]
-    return f"{', '.join(parts)}, {live} of {configured} live"
+    """E.g. "3 modules offline, 9 of 12 live"; with several kinds "9 of 12 live: 1
+    offline, 1 stale, 1 never seen" (short enough for a 64-octet reason)."""
+    kinds = [(what, n) for what, n in counts.items() if n]
+    if len(kinds) == 1:
+        what, n = kinds[0]
+        return f"{n} module{'' if n == 1 else 's'} {what}, {live} of {configured} live"
+    return f"{live} of {configured} live: " + ", ".join(f"{n} {what}" for what, n in kinds)
 
 
 def _current_limit(live: list[ModuleReading], capacity_mah: int, rate_ppm: int,
@@ -187,7 +191,7 @@ def make_charge_limits(snapshot: BankSnapshot, now: float,
     """The limits for ``snapshot`` at monotonic time ``now``."""
     s = settings
     live: list[ModuleReading] = []
-    counts = {"offline": 0, "stale": 0, "without data": 0}
+    counts = {"offline": 0, "stale": 0, "never seen": 0, "without data": 0}
     for m in snapshot.modules:
         status = m.status_at(now)
         if status is ModuleStatus.OK and m.telemetry is not None:
@@ -196,6 +200,8 @@ def make_charge_limits(snapshot: BankSnapshot, now: float,
             counts["stale"] += 1
         elif status is ModuleStatus.OK:
             counts["without data"] += 1
+        elif status is ModuleStatus.NEVER_SEEN:
+            counts["never seen"] += 1
         else:
             counts["offline"] += 1
     capacity = sum(module_capacity_mah(m, s) for m in live)

@@ -152,7 +152,8 @@ def test_modules_dropping_out_scale_the_limits_and_raise_the_rectifier_alarm(sta
         LimitCause.MODULES_NOT_LIVE, 200_000, 2)
     snmp = snmp_limits(gw)
     assert snmp["bmsLimitChargeCurrent"] == "40000"
-    assert re.fullmatch(r"2 modules (offline|stale), 2 of 4 live", snmp["bmsLimitChargeCurrentReason"])
+    assert re.fullmatch(r"2 modules (offline|stale), 2 of 4 live|2 of 4 live: 1 offline, 1 stale",
+                        snmp["bmsLimitChargeCurrentReason"])
     assert snmp["bmsLimitModulesCounted"] == "2"
     # the NOC sees the rectifier set for the whole bank
     alarm = gw.wait_bank(lambda b: b["alarms_active"] >= 1 and b["ccl_ma"] == 40_000)

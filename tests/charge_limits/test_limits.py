@@ -54,7 +54,7 @@ def test_modules_not_live_count_zero():
     lim = limits(snap)
     assert lim.ccl.value == 9 * 20_000 and lim.dcl.value == 9 * 100_000
     assert lim.ccl.cause is LimitCause.MODULES_NOT_LIVE
-    assert lim.ccl.reason == "2 modules offline, 1 module stale, 9 of 12 live"
+    assert lim.ccl.reason == "9 of 12 live: 1 offline, 1 stale, 1 never seen"
     assert limits(healthy(12, live=9)).ccl.reason == "3 modules offline, 9 of 12 live"
 
 
