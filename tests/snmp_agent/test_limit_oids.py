@@ -77,3 +77,12 @@ def test_long_reasons_are_cut_at_64_octets(bank_snapshot):
         snap.charge_limits, ccl=long))
     value = get(table(snap, now=snap.created_at), om.LIMIT_CHARGE_CURRENT_REASON)
     assert len(value) == 64 and value.endswith(b"...")
+
+
+def test_the_mib_cause_enumeration_is_the_model_enum():
+    from .test_mib import camel, smidump
+
+    td = smidump("BMS-GATEWAY-MIB")["typedefs"]["BmsLimitCause"]
+    named = {k: int(v["number"]) for k, v in td.items()
+             if isinstance(v, dict) and v.get("nodetype") == "namednumber"}
+    assert named == {camel(c.name): int(c) for c in LimitCause}
