@@ -495,8 +495,10 @@ class _Observer:
     def limits(self) -> None:
         """rectifier_above_ccl: the rectifier's configured charge current against the
         live CCL, both from the charge_limits plugin's figures in the snapshot. With no
-        module live it is frozen (the communication alarms say why); without limits or
-        without a configured rectifier current it does not apply."""
+        module live it is frozen (the communication alarms say why), and so it is while
+        modules not yet seen are within never_seen_after_s of the start (the first poll
+        cycle is still finding them); without limits or without a configured rectifier
+        current it does not apply."""
         rule = self.s.rectifier_above_ccl
         if not rule.enabled:
             return
@@ -506,7 +508,10 @@ class _Observer:
             self.put("rectifier_above_ccl", 0, _rule_obs(
                 rule, Level.CLEAR, clear_text=f"rectifier_above_ccl no longer applies: {why}"))
             return
-        if lim.ccl.cause is LimitCause.NO_LIVE_MODULE:
+        starting = (self.now - self.started_at < self.s.never_seen_after_s and any(
+            m.status is ModuleStatus.NEVER_SEEN for m in self.snap.modules))
+        if lim.ccl.cause is LimitCause.NO_LIVE_MODULE or starting:
+            # nothing to judge, or the first poll cycle is still finding the modules
             self.put("rectifier_above_ccl", 0, _rule_obs(rule, Level.UNKNOWN))
             return
         rect, ccl = lim.rectifier_ma, lim.ccl.value

@@ -114,3 +114,22 @@ def test_frozen_while_no_module_is_live():
 def test_disabled():
     off = AlarmsSettings(rectifier_above_ccl={"enabled": False})
     assert run([snapshot(9)], off)[1] == []
+
+
+def test_quiet_while_the_first_poll_cycle_is_still_finding_the_modules():
+    """At start the modules not yet seen count zero in the CCL; the rule waits for them
+    as the module_offline rule does (never_seen_after_s), so a start raises nothing."""
+    def starting(seen: int) -> BankSnapshot:
+        snap = snapshot(12)
+        mods = tuple(m if m.position <= seen else dataclasses.replace(
+            m, status=ModuleStatus.NEVER_SEEN, telemetry=None, updated_at=None)
+            for m in snap.modules)
+        snap = dataclasses.replace(snap, modules=mods, charge_limits=None)
+        lim = make_charge_limits(snap, NOW, ChargeLimitsSettings(rectifier_charge_a=240))
+        return dataclasses.replace(snap, charge_limits=lim)
+    _, ts = run([starting(3), starting(8), starting(12)])
+    assert ts == []
+    late = AlarmsSettings(rectifier_above_ccl={"raise_delay_s": 0},
+                          module_offline={"enabled": False}, never_seen_after_s=1)
+    _, ts = run([starting(3), starting(8), starting(8)], late)
+    assert [t.action for t in ts] == [rules.Action.RAISED]  # past the grace: it counts
