@@ -395,6 +395,52 @@ class BackupEstimate:
             if m.position == position:
                 return m
         return None
+class LimitCause(enum.IntEnum):
+    """What set a charge or discharge limit (:class:`ChargeLimits`). The numbers are part
+    of the public contracts (Modbus ``*_cause`` registers, MIB ``BmsLimitCause``): only
+    ever append."""
+
+    CAPACITY = 1  #: every configured module live: the C-rate times the live capacity
+    MODULES_NOT_LIVE = 2  #: modules offline, stale or never seen count zero
+    NO_LIVE_MODULE = 3  #: no module live: the limit is 0
+    CELL_VOLTAGE = 4  #: a cell near its over- (charge) or under-voltage (discharge) limit
+    COLD = 5  #: a cell sensor below the full-rate temperature
+    HOT = 6  #: a cell sensor above the full-rate temperature
+    PROTECTION = 7  #: a live module's BMS reports a protection: the limit is 0
+    BANK_CAP = 8  #: the configured bank maximum (cabling, breaker)
+    FLOAT = 9  #: CVL: the configured float voltage
+    EQUALISE = 10  #: CVL: the configured equalise voltage
+    #: served north while the bank data is not fresh: the current limits read 0
+    NOT_FRESH = 11
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limit:
+    """One live limit and what set it."""
+
+    value: int  #: mV for a voltage limit, mA for a current limit; never negative
+    cause: LimitCause
+    reason: str  #: for people, e.g. ``"cell 7 of module 4 at 3.580 V"``
+    position: int = 0  #: the module that set it, 0 = the bank
+    index: int = 0  #: the cell or sensor number (1-based) that set it, 0 = none
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargeLimits:
+    """What a rectifier or an inverter may do with the bank now (the ``charge_limits``
+    processor, docs/charge_limits.md). Recomputed for every snapshot."""
+
+    computed_at: float  #: monotonic
+    cvl: Limit  #: charge voltage limit (mV)
+    ccl: Limit  #: charge current limit (mA)
+    dcl: Limit  #: discharge current limit (mA)
+    eod_mv: int  #: the configured end-of-discharge voltage
+    cutoff_mv: int  #: the configured inverter cut-off voltage (discharge voltage limit)
+    modules_counted: int  #: live modules whose capacity the current limits count
+    modules_configured: int
+    capacity_mah: int  #: the capacity the current limits count (live modules)
+    module_ccl_ma: int  #: one module's charge current at the configured rate, nominal
+    rectifier_ma: int | None = None  #: the configured rectifier charge current, if any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -411,6 +457,8 @@ class BankSnapshot:
     alarm_last_seq: int = 0  #: the sequence number of the last raise or clear
     #: backup time figures; None while the backup_time processor is not enabled
     backup: BackupEstimate | None = None
+    #: live charge/discharge limits; None while the charge_limits processor is not enabled
+    charge_limits: ChargeLimits | None = None
 
     def module(self, position: int) -> ModuleReading | None:
         for m in self.modules:

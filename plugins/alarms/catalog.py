@@ -76,6 +76,12 @@ COMM: dict[str, tuple[Scope, str | None]] = {
     "duplicate_address": (Scope.MODULE, "answers"),
 }
 
+#: Rules on the live charge limits that the charge_limits plugin puts in the snapshot:
+#: value = the configured rectifier charge current, threshold = the live CCL.
+LIMITS: dict[str, tuple[Scope, str]] = {
+    "rectifier_above_ccl": (Scope.BANK, "mA"),
+}
+
 #: Conditions in the manual's words (LED table); the same words serve the warning and
 #: the protection of a condition.
 CONDITION_WORDS: dict[Condition, str] = {
@@ -151,6 +157,7 @@ BMS: dict[str, tuple[str, str]] = {
 KINDS: dict[str, Kind] = {
     **{n: Kind(n, s, Family.THRESHOLD, u) for n, (s, u) in THRESHOLDS.items()},
     **{n: Kind(n, s, Family.COMM, u) for n, (s, u) in COMM.items()},
+    **{n: Kind(n, s, Family.THRESHOLD, u) for n, (s, u) in LIMITS.items()},
     **{n: Kind(n, Scope.MODULE, Family.BMS, "bit" if n == UNCLASSIFIED else None)
        for n in BMS},
     STORM: Kind(STORM, Scope.GATEWAY, Family.STORM, "modules"),

@@ -38,6 +38,7 @@ from gateway.model import (
     BusStatus,
     Condition,
     Fault,
+    LimitCause,
     ModuleReading,
     ModuleStatus,
     Severity,
@@ -247,6 +248,7 @@ class _Observer:
                 self.bms(m)
         self.duplicates()
         self.bank()
+        self.limits()
         for name, (number, bus) in self.buses.items():
             self.bus(name, number, bus)
         return self.obs
@@ -529,6 +531,41 @@ class _Observer:
         self.put("data_age_high", 0, _threshold(
             rule, age, f"last poll cycle {age} s ago, limit {rule.raise_level} s, bus {name}",
             sub_index=number, subject=f"bus {name} poll age", fmt=_s), detail=name)
+
+    # ------------------------------------------------------------ charge limits -----
+    def limits(self) -> None:
+        """rectifier_above_ccl: the rectifier's configured charge current against the
+        live CCL, both from the charge_limits plugin's figures in the snapshot. With no
+        module live it is frozen (the communication alarms say why), and so it is while
+        modules not yet seen are within never_seen_after_s of the start (the first poll
+        cycle is still finding them); without limits or without a configured rectifier
+        current it does not apply."""
+        rule = self.s.rectifier_above_ccl
+        if not rule.enabled:
+            return
+        lim = self.snap.charge_limits
+        if lim is None or lim.rectifier_ma is None:
+            why = "no charge limits" if lim is None else "no rectifier current configured"
+            self.put("rectifier_above_ccl", 0, _rule_obs(
+                rule, Level.CLEAR, clear_text=f"rectifier_above_ccl no longer applies: {why}"))
+            return
+        starting = (self.now - self.started_at < self.s.never_seen_after_s and any(
+            m.status is ModuleStatus.NEVER_SEEN for m in self.snap.modules))
+        if lim.ccl.cause is LimitCause.NO_LIVE_MODULE or starting:
+            # nothing to judge, or the first poll cycle is still finding the modules
+            self.put("rectifier_above_ccl", 0, _rule_obs(rule, Level.UNKNOWN))
+            return
+        rect, ccl = lim.rectifier_ma, lim.ccl.value
+        if lim.ccl.cause is LimitCause.MODULES_NOT_LIVE and lim.module_ccl_ma > 0:
+            modules = round(rect / lim.module_ccl_ma, 1)
+            text = (f"rectifier set for {modules:g} modules, {lim.modules_counted} on line "
+                    f"(CCL {_a(ccl)})")
+        else:
+            text = f"rectifier {rect / 1000:g} A above CCL {_a(ccl)}: {lim.ccl.reason}"
+        self.put("rectifier_above_ccl", 0, _rule_obs(
+            rule, Level.RAISE if rect > ccl else Level.CLEAR, text, value=rect, threshold=ccl,
+            clear_text=f"rectifier {rect / 1000:g} A within CCL {_a(ccl)}",
+            clear_threshold=ccl))
 
 
 def _growth(samples: tuple[Sample, ...], now: float, window_s: float) -> tuple[int, int]:

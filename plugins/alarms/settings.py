@@ -239,6 +239,8 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "bms_protection": dict(severity="major", clear_delay_s=10),
     "bms_fault": dict(severity="critical", clear_delay_s=30),
     "bms_unclassified": dict(severity="minor", clear_delay_s=30),
+    # the charge limits (charge_limits plugin): the rectifier set above the live CCL
+    "rectifier_above_ccl": dict(severity="major", raise_delay_s=10, clear_delay_s=30),
 }
 
 DEFAULT_BMS_SEVERITY: dict[str, SeverityName] = {
@@ -296,6 +298,8 @@ class AlarmsSettings(Section):
     bms_severity: dict[str, SeverityName] = pydantic.Field(
         default_factory=lambda: dict(DEFAULT_BMS_SEVERITY),
         description="severity of single BMS alarm kinds, overriding their group's")
+
+    rectifier_above_ccl: Rule = _rule(Rule, "rectifier_above_ccl")
 
     flap: FlapSettings = pydantic.Field(default_factory=FlapSettings)
     storm: StormSettings = pydantic.Field(default_factory=StormSettings)

@@ -39,6 +39,8 @@ from gateway.model import (
     BankSnapshot,
     BankState,
     Condition,
+    Limit,
+    LimitCause,
     Fault,
     ModuleStatus,
     Severity,
@@ -62,7 +64,8 @@ from plugins.modbus_tcp.fields import SENTINELS, Field, Layout, div_round
 #: 3: the LED view (led_* registers) at the end of the module block
 #: 4: backup time registers appended to the bank block (bank state, time to EOD, the last
 #: discharge record, the worst cell-imbalance rise)
-MAP_VERSION = 4
+#: 5: the charge and discharge limits appended to the bank block (charge_limits plugin)
+MAP_VERSION = 5
 
 BANK_BLOCK_START = 0
 MODULE_BLOCK_BASE = 1000
@@ -185,6 +188,37 @@ _LIMITED_BY_VALUES = (
 
 # ------------------------------------------------------------------- the blocks --------
 
+_LIMIT_CAUSES = tuple((c.value, c.name.lower().replace("_", " ")) for c in LimitCause)
+_LIMITS_NOTE = ("not implemented while the charge_limits plugin is off")
+
+#: The charge and discharge limits (docs/charge_limits.md), appended in map version 3.
+LIMIT_FIELDS = [
+    Field("cvl_mv", "uint16", "mV", "charge voltage limit: the configured float (or "
+          f"equalise) voltage; {_LIMITS_NOTE}"),
+    Field("cvl_cause", "enum16", doc="what set `cvl_mv`", values=_LIMIT_CAUSES),
+    Field("ccl_ma", "uint32", "mA", "charge current limit for the bank now; 0 while "
+          "`bank_status` is not 1 (cause 3 or 11); {_LIMITS_NOTE}"),
+    Field("ccl_cause", "enum16", doc="what set `ccl_ma`", values=_LIMIT_CAUSES),
+    Field("ccl_cause_position", "uint16", doc="module position that set `ccl_ma`, 0 = the "
+          "bank"),
+    Field("ccl_cause_index", "uint16", doc="cell or sensor number (1-based) that set "
+          "`ccl_ma`, 0 = none"),
+    Field("dcl_ma", "uint32", "mA", "discharge current limit for the bank now; 0 while "
+          "`bank_status` is not 1 (cause 3 or 11); {_LIMITS_NOTE}"),
+    Field("dcl_cause", "enum16", doc="what set `dcl_ma`", values=_LIMIT_CAUSES),
+    Field("dcl_cause_position", "uint16", doc="module position that set `dcl_ma`, 0 = the "
+          "bank"),
+    Field("dcl_cause_index", "uint16", doc="cell or sensor number (1-based) that set "
+          "`dcl_ma`, 0 = none"),
+    Field("cutoff_mv", "uint16", "mV", "discharge voltage limit: the configured inverter "
+          "cut-off voltage"),
+    Field("eod_mv", "uint16", "mV", "the configured end-of-discharge voltage"),
+    Field("limits_modules_counted", "uint16", doc="live modules the current limits count"),
+    Field("rectifier_charge_ma", "uint32", "mA", "the configured rectifier charge current "
+          "(not implemented when none is configured)"),
+]
+
+
 BANK_BLOCK = Layout("bank", [
     Field("map_version", "uint16", doc=f"version of this register map (now {MAP_VERSION})"),
     Field("module_slots", "uint16", doc=f"module positions in the map ({MAX_POSITIONS})"),
@@ -285,6 +319,8 @@ BANK_BLOCK = Layout("bank", [
     Field("imbalance_rise_max_mv", "int16", "mV", "the largest rise of a module's daily mean "
           "cell imbalance over the trend window (alarm cell_imbalance_rising)"),
     Field("imbalance_rise_max_position", "uint16", doc="module position with that rise"),
+    # -- charge and discharge limits (charge_limits plugin, docs/charge_limits.md)
+    *LIMIT_FIELDS,
 ])
 
 COUNTERS = ("frames_ok", "timeouts", "checksum_errors", "format_errors", "rtn_errors",
@@ -524,6 +560,7 @@ def make_bank_values(view: BankView, now: float) -> dict[str, object]:
     snap = view.snapshot
     if snap is None:
         return v
+    v.update(make_limit_values(view))
     alarms = snap.alarms
     by_severity = {s: [a for a in alarms if a.severity is s] for s in Severity}
     live = view.live
@@ -580,6 +617,37 @@ def make_bank_values(view: BankView, now: float) -> dict[str, object]:
         if loc is not None:
             v[f"{key}_position"] = loc.position
             v[f"{key}_index"] = loc.index
+    return v
+
+
+def _limit(prefix: str, limit: Limit) -> dict[str, object]:
+    return {prefix: limit.value, f"{prefix[:3]}_cause": limit.cause.value,
+            f"{prefix[:3]}_cause_position": limit.position,
+            f"{prefix[:3]}_cause_index": limit.index}
+
+
+def make_limit_values(view: BankView) -> dict[str, object]:
+    """The limit registers: empty (not implemented) without limits in the snapshot. The
+    current limits read 0 while the bank block's figures are not live (cause 3 with no
+    module live, 11 with data not fresh): a rectifier or an inverter that follows them
+    stops instead of acting on a stale figure or on a sentinel read as a number."""
+    snap = view.snapshot
+    lim = snap.charge_limits if snap is not None else None
+    if lim is None:
+        return {}
+    v: dict[str, object] = {
+        "cvl_mv": lim.cvl.value, "cvl_cause": lim.cvl.cause.value, "cutoff_mv": lim.cutoff_mv,
+        "eod_mv": lim.eod_mv, "rectifier_charge_ma": lim.rectifier_ma,
+    }
+    if view.ok:
+        v.update(_limit("ccl_ma", lim.ccl), **_limit("dcl_ma", lim.dcl),
+                 limits_modules_counted=lim.modules_counted)
+    else:
+        cause = (LimitCause.NO_LIVE_MODULE if view.status is BankStatus.NO_LIVE_MODULES
+                 else LimitCause.NOT_FRESH)
+        for prefix in ("ccl_ma", "dcl_ma"):
+            v.update(_limit(prefix, Limit(value=0, cause=cause, reason="")))
+        v["limits_modules_counted"] = 0
     return v
 
 

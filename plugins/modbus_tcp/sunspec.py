@@ -67,8 +67,10 @@ MODEL_802 = Layout("sunspec_battery", [
     Field("EvtVnd2", "bitfield32", doc="bit 0 unclassified BMS flags present; bits 1-4 an "
           "active alarm of severity critical, major, minor, warning"),
     Field("V", "uint16", doc="bank `voltage_mean_mv` (modules are in parallel)"),
-    Field("VMax", "uint16", doc="not implemented (a charge voltage limit is not reported)"),
-    Field("VMin", "uint16", doc="not implemented"),
+    Field("VMax", "uint16", doc="the charge voltage limit, bank `cvl_mv` (not implemented "
+          "while the charge_limits plugin is off)"),
+    Field("VMin", "uint16", doc="the discharge voltage limit, bank `cutoff_mv` (the inverter "
+          "cut-off)"),
     Field("CellVMax", "uint16", doc="bank `cell_max_mv`"),
     Field("CellVMaxStr", "uint16", doc="not implemented (modules are in parallel)"),
     Field("CellVMaxMod", "uint16", doc="bank `cell_max_position`"),
@@ -77,8 +79,10 @@ MODEL_802 = Layout("sunspec_battery", [
     Field("CellVMinMod", "uint16", doc="bank `cell_min_position`"),
     Field("CellVAvg", "uint16", doc="mean of the known cell voltages of the live modules"),
     Field("A", "int16", doc="bank current, **+ = discharging** (the negated `current_ma`)"),
-    Field("AChaMax", "uint16", doc="not implemented (a charge current limit is not reported)"),
-    Field("ADisChaMax", "uint16", doc="not implemented"),
+    Field("AChaMax", "uint16", doc="the charge current limit, bank `ccl_ma` rounded down to "
+          "whole amperes; 0 while the bank data is not live"),
+    Field("ADisChaMax", "uint16", doc="the discharge current limit, bank `dcl_ma` rounded "
+          "down to whole amperes; 0 while the bank data is not live"),
     Field("W", "int16", doc="bank power, **+ = discharging** (the negated `power_w`)"),
     Field("ReqInvState", "enum16", doc="not implemented"),
     Field("ReqW", "int16", doc="not implemented"),
@@ -175,6 +179,20 @@ def _capacity_ah(live: list[ModuleReading]) -> int | None:
     return div_round(sum(c for c in caps if c is not None), 1000)
 
 
+def make_limit_points(view: BankView) -> dict[str, object]:
+    """VMax, VMin, AChaMax and ADisChaMax from the snapshot's charge limits (none: not
+    implemented). The current limits are rounded down (never above the limit) and read
+    0 while the bank data is not live, as the bank block's ``ccl_ma`` and ``dcl_ma``."""
+    snap = view.snapshot
+    lim = snap.charge_limits if snap is not None else None
+    if lim is None:
+        return {}
+    live = view.ok
+    return {"VMax": div_round(lim.cvl.value, 10), "VMin": div_round(lim.cutoff_mv, 10),
+            "AChaMax": lim.ccl.value // 1000 if live else 0,
+            "ADisChaMax": lim.dcl.value // 1000 if live else 0}
+
+
 def make_model_802_values(view: BankView) -> dict[str, object]:
     v: dict[str, object] = {"ID": 802, "L": MODEL_802.length - 2, "LocRemCtl": LOC_REM_CTL_LOCAL,
                             "Typ": TYP_LITHIUM_ION, "Evt1": make_evt1(view), "Evt2": 0}
@@ -194,6 +212,7 @@ def make_model_802_values(view: BankView) -> dict[str, object]:
     v["EvtVnd2"] = (int(unclassified)
                     | (Severity.CRITICAL in severities) << 1 | (Severity.MAJOR in severities) << 2
                     | (Severity.MINOR in severities) << 3 | (Severity.WARNING in severities) << 4)
+    v.update(make_limit_points(view))
     if not view.ok:
         return v
     b = snap.bank

@@ -8,8 +8,9 @@ What is served (``mibs/BMS-GATEWAY-MIB.txt`` is the contract, a test keeps the t
 
 * the SNMPv2-MIB ``system`` group and the ``snmp`` counters (:func:`make_system_variables`);
 * the BMS-GATEWAY-MIB subtree (:func:`make_bank_variables`): gateway and bank scalars,
-  the bus, module, cell and temperature tables, the active alarm table and the bmsBackup
-  branch (bank state, time to EOD, discharge records, cell imbalance).
+  the bus, module, cell and temperature tables, the active alarm table, the bmsBackup
+  branch (bank state, time to EOD, discharge records, cell imbalance) and the
+  ``bmsLimits`` scalars when the snapshot carries charge limits (docs/charge_limits.md).
 
 Trust rules (documented in the MIB and docs/snmp.md): measurements of a module are
 served only while its status is OK (or STALE when the agent is configured to serve stale
@@ -35,8 +36,11 @@ from gateway.model import (
     BackupEstimate,
     BankSnapshot,
     BusStatus,
+    ChargeLimits,
     Condition,
     DischargeRecord,
+    Limit,
+    LimitCause,
     Fault,
     LinkCounters,
     LinkState,
@@ -69,6 +73,7 @@ _ALARM = _ALARMS + (2, 1)
 _BACKUP = BMS_MIB_OID + (1, 8)
 _DISCHARGE = _BACKUP + (9, 1)
 _IMBALANCE = _BACKUP + (10, 1)
+_LIMITS = BMS_MIB_OID + (1, 9)
 _NOTIFICATIONS = BMS_MIB_OID + (0,)
 
 ALARM_RAISED_OID = _NOTIFICATIONS + (1,)  #: bmsAlarmRaised
@@ -337,6 +342,27 @@ IMBALANCE_TODAY = _col("bmsImbalanceTodayMean", _IMBALANCE, 2, G)
 IMBALANCE_BASELINE = _col("bmsImbalanceBaseline", _IMBALANCE, 3, G)
 IMBALANCE_RISE = _col("bmsImbalanceRise", _IMBALANCE, 4, I, MILLIVOLT_DELTA)
 IMBALANCE_DAYS = _col("bmsImbalanceDays", _IMBALANCE, 5, G)
+
+# Charge and discharge limits (the charge_limits plugin).
+_CAUSES = (min(LimitCause), max(LimitCause))
+LIMIT_CHARGE_VOLTAGE = _scalar("bmsLimitChargeVoltage", _LIMITS, 1, I, MILLIVOLTS)
+LIMIT_CHARGE_VOLTAGE_CAUSE = _scalar("bmsLimitChargeVoltageCause", _LIMITS, 2, I, _CAUSES)
+LIMIT_CHARGE_CURRENT = _scalar("bmsLimitChargeCurrent", _LIMITS, 3, I, MILLIAMPS)
+LIMIT_CHARGE_CURRENT_CAUSE = _scalar("bmsLimitChargeCurrentCause", _LIMITS, 4, I, _CAUSES)
+LIMIT_CHARGE_CURRENT_REASON = _scalar("bmsLimitChargeCurrentReason", _LIMITS, 5, S, (0, 64))
+LIMIT_CHARGE_CURRENT_MODULE = _scalar("bmsLimitChargeCurrentModule", _LIMITS, 6, I,
+                                      NUMBER_OR_ZERO)
+LIMIT_DISCHARGE_CURRENT = _scalar("bmsLimitDischargeCurrent", _LIMITS, 7, I, MILLIAMPS)
+LIMIT_DISCHARGE_CURRENT_CAUSE = _scalar("bmsLimitDischargeCurrentCause", _LIMITS, 8, I,
+                                        _CAUSES)
+LIMIT_DISCHARGE_CURRENT_REASON = _scalar("bmsLimitDischargeCurrentReason", _LIMITS, 9, S,
+                                         (0, 64))
+LIMIT_DISCHARGE_CURRENT_MODULE = _scalar("bmsLimitDischargeCurrentModule", _LIMITS, 10, I,
+                                         NUMBER_OR_ZERO)
+LIMIT_CUTOFF_VOLTAGE = _scalar("bmsLimitCutoffVoltage", _LIMITS, 11, I, MILLIVOLTS)
+LIMIT_EOD_VOLTAGE = _scalar("bmsLimitEodVoltage", _LIMITS, 12, I, MILLIVOLTS)
+LIMIT_MODULES_COUNTED = _scalar("bmsLimitModulesCounted", _LIMITS, 13, G)
+LIMIT_RECTIFIER_CURRENT = _scalar("bmsLimitRectifierCurrent", _LIMITS, 14, I, MILLIAMPS)
 
 del I, S, C, G, T, O
 
@@ -775,6 +801,32 @@ def make_power_notification_variables(estimate: BackupEstimate,
         rows.put(DISCHARGE_EOD_REACHED, i, _TRUE if record.eod_reached else _FALSE)
     rows.put(DISCHARGE_LAST_NUMBER, z, record.number)
     return rows.items
+NOT_FRESH_REASON = "bank data not fresh"
+
+
+def _limits(rows: _Rows, lim: ChargeLimits, fresh: bool) -> None:
+    """The bmsLimits scalars. The current limits read 0, cause notFresh, when the
+    snapshot they were computed from has modules that went stale since (a hub that
+    stopped publishing): a rectifier following them stops."""
+    z = (0,)
+    rows.put(LIMIT_CHARGE_VOLTAGE, z, lim.cvl.value)
+    rows.put(LIMIT_CHARGE_VOLTAGE_CAUSE, z, int(lim.cvl.cause))
+    for limit, value, cause, reason, module in (
+        (lim.ccl, LIMIT_CHARGE_CURRENT, LIMIT_CHARGE_CURRENT_CAUSE,
+         LIMIT_CHARGE_CURRENT_REASON, LIMIT_CHARGE_CURRENT_MODULE),
+        (lim.dcl, LIMIT_DISCHARGE_CURRENT, LIMIT_DISCHARGE_CURRENT_CAUSE,
+         LIMIT_DISCHARGE_CURRENT_REASON, LIMIT_DISCHARGE_CURRENT_MODULE),
+    ):
+        served = limit if fresh else Limit(value=0, cause=LimitCause.NOT_FRESH,
+                                           reason=NOT_FRESH_REASON)
+        rows.put(value, z, served.value)
+        rows.put(cause, z, int(served.cause))
+        rows.put(reason, z, served.reason)
+        rows.put(module, z, served.position)
+    rows.put(LIMIT_CUTOFF_VOLTAGE, z, lim.cutoff_mv)
+    rows.put(LIMIT_EOD_VOLTAGE, z, lim.eod_mv)
+    rows.put(LIMIT_MODULES_COUNTED, z, lim.modules_counted if fresh else 0)
+    rows.put(LIMIT_RECTIFIER_CURRENT, z, lim.rectifier_ma)
 
 
 def make_alarm_notification_variables(alarm: Alarm, last_seq: int) -> list[Variable]:
@@ -860,7 +912,10 @@ def make_bank_parts(snapshot: BankSnapshot | None, *, now: float,
         rows.put(GW_SOFTWARE_VERSION, (0,), options.software_version)
         rows.put(GW_UPTIME, (0,), uptime_ticks(now, options.started_at))
     else:
-        snapshot = age_snapshot(snapshot, now)  # the guard against a hub that stopped
+        aged = age_snapshot(snapshot, now)  # the guard against a hub that stopped
+        if aged.charge_limits is not None:
+            _limits(rows, aged.charge_limits, fresh=aged is snapshot)
+        snapshot = aged
         _gateway(rows, snapshot, now, options)
     if notifications is not None:
         rows.put(GW_NOTIFICATIONS_SENT, (0,), notifications[0])

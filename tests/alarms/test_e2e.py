@@ -110,9 +110,17 @@ class Site:
         return out.stdout
 
     def modbus_bank(self) -> dict[str, int]:
-        out = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(self.modbus_port), "-0", "-1",
-                              "-a", "1", "-r", "0", "-c", str(rm.BANK_BLOCK.length), "-t", "4",
-                              "127.0.0.1"], capture_output=True, text=True, timeout=20)
+        # the bank block is longer than one read (125 registers): read it in pieces
+        chunks = []
+        for start in range(0, rm.BANK_BLOCK.length, 125):
+            count = min(125, rm.BANK_BLOCK.length - start)
+            part = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(self.modbus_port), "-0", "-1",
+                                  "-a", "1", "-r", str(start), "-c", str(count), "-t", "4",
+                                  "127.0.0.1"], capture_output=True, text=True, timeout=20)
+            chunks.append(part)
+        out = subprocess.CompletedProcess(chunks[0].args, max(c.returncode for c in chunks),
+                                          ''.join(c.stdout for c in chunks),
+                                          ''.join(c.stderr for c in chunks))
         assert out.returncode == 0, out.stderr
         regs = {int(a): int(v) for a, v in re.findall(r"^\[(\d+)\]:\s+(-?\d+)", out.stdout, re.M)}
         values = {name: regs[offset] for name, offset in BANK.items() if offset in regs}

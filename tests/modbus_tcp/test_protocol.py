@@ -12,6 +12,9 @@ from plugins.modbus_tcp import register_map as rm
 from plugins.modbus_tcp.protocol import Session, UnitScheme, compile_tables
 
 WRITE_FUNCTIONS = (0x05, 0x06, 0x0F, 0x10, 0x16, 0x17)
+BANK_LEN = rm.BANK_BLOCK.length  #: the first address past the bank block
+MODULE_LEN = rm.MODULE_BLOCK.length
+BANK_READ = min(BANK_LEN, 125)  #: the bank block in one read, as far as one read goes
 OTHER_FUNCTIONS = (0x01, 0x02, 0x07, 0x08, 0x0B, 0x11, 0x14, 0x2B, 0x63, 0x83)
 
 
@@ -56,7 +59,7 @@ def read(function, address, count):
 
 def test_fc03_and_fc04_serve_the_same_registers(image):
     s = session(image)
-    for address, count in ((0, 116), (1000, 125), (1005, 125), (40000, 125), (40125, 11)):
+    for address, count in ((0, BANK_READ), (BANK_LEN - BANK_READ, BANK_READ), (1000, 125), (1005, 125), (40000, 125), (40125, 11)):
         r3, r4 = ask(s, 1, read(3, address, count)), ask(s, 1, read(4, address, count))
         assert r3[0] == 3 and r4[0] == 4 and r3[1:] == r4[1:]
         assert r3[1] == 2 * count
@@ -76,8 +79,9 @@ def test_bad_quantity_or_request_length_answers_illegal_data_value(image, pdu):
     assert ask(session(image), 1, pdu) == bytes([pdu[0] | 0x80, 0x03])
 
 
-@pytest.mark.parametrize("address,count", [(116, 1), (112, 5), (500, 10), (999, 2), (1137, 2),
-                                           (13738, 1), (39999, 3), (40130, 7), (65535, 1),
+@pytest.mark.parametrize("address,count", [(BANK_LEN, 1), (BANK_LEN - 4, 5), (500, 10), (999, 2), (1000 + MODULE_LEN - 1, 2),
+                                           
+                                           (13600 + MODULE_LEN, 1), (39999, 3), (40130, 7), (65535, 1),
                                            (65500, 125)])
 def test_unmapped_or_crossing_reads_answer_illegal_data_address(image, address, count):
     assert ask(session(image), 1, read(3, address, count)) == b"\x83\x02"
@@ -85,10 +89,10 @@ def test_unmapped_or_crossing_reads_answer_illegal_data_address(image, address, 
 
 def test_checks_run_unit_then_function_then_quantity_then_address(image):
     s = session(image)
-    assert ask(s, 9, read(6, 116, 0)) == b"\x86\x0a"  # unknown unit first
+    assert ask(s, 9, read(6, BANK_LEN, 0)) == b"\x86\x0a"  # unknown unit first
     assert ask(s, 1, b"\x10" + bytes(5)) == b"\x90\x01"  # then the function
-    assert ask(s, 1, read(3, 116, 0)) == b"\x83\x03"  # then the quantity
-    assert ask(s, 1, read(3, 116, 1)) == b"\x83\x02"  # then the address
+    assert ask(s, 1, read(3, BANK_LEN, 0)) == b"\x83\x03"  # then the quantity
+    assert ask(s, 1, read(3, BANK_LEN, 1)) == b"\x83\x02"  # then the address
 
 
 def test_unit_scheme_bank_and_direct_ids(image):
@@ -115,7 +119,7 @@ def test_module_units_serve_their_block_at_1000(image):
         own = ask(s, 100 + position, read(3, 1000, 125))
         in_bank = ask(s, 1, read(3, rm.module_block_start(position), 125))
         assert own == in_bank
-        assert ask(s, 100 + position, read(3, 0, 116)) == ask(s, 1, read(3, 0, 116))
+        assert ask(s, 100 + position, read(3, 0, BANK_READ)) == ask(s, 1, read(3, 0, BANK_READ))
     assert ask(s, 103, read(3, 1200, 1)) == b"\x83\x02"  # only one module block there
     assert ask(s, 103, read(3, 40000, 2)) == b"\x83\x02"  # no SunSpec view on module units
     assert ask(s, 165, read(3, 0, 1)) == b"\x83\x0a"
@@ -124,7 +128,7 @@ def test_module_units_serve_their_block_at_1000(image):
 
 def test_transaction_ids_and_pipelined_requests_keep_their_order(image):
     s = session(image)
-    stream = b"".join(adu(1, read(3, a, 1), tid=t) for t, a in ((1, 0), (2, 116), (3, 1000)))
+    stream = b"".join(adu(1, read(3, a, 1), tid=t) for t, a in ((1, 0), (2, BANK_LEN), (3, 1000)))
     out, broken = s.feed(stream)
     assert not broken
     answers = split_adus(out)
@@ -160,7 +164,7 @@ def test_output_limit_leaves_a_backlog_answered_later_in_order(image):
 
 def test_frames_split_anywhere_give_the_same_answers(image):
     stream = b"".join(adu(u, read(f, a, c), tid=i) for i, (u, f, a, c) in enumerate(
-        [(1, 3, 0, 10), (1, 4, 1000, 125), (9, 3, 0, 1), (1, 3, 116, 1), (1, 6, 0, 1)]))
+        [(1, 3, 0, 10), (1, 4, 1000, 125), (9, 3, 0, 1), (1, 3, BANK_LEN, 1), (1, 6, 0, 1)]))
     whole, _ = session(image).feed(stream)
     s = session(image)
     parts = [s.feed(stream[i:i + 1]) for i in range(len(stream))]

@@ -374,11 +374,11 @@ def test_same_input_same_image(snapshot, clock):
 @pytest.mark.parametrize("address,count,expected", [
     (0, 0, rm.ExceptionCode.ILLEGAL_DATA_VALUE),
     (0, 126, rm.ExceptionCode.ILLEGAL_DATA_VALUE),
-    (116, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # just past the bank block
-    (112, 5, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # crosses its end
+    (rm.BANK_BLOCK.length, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # just past the bank block
+    (rm.BANK_BLOCK.length - 4, 5, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # crosses its end
     (999, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # starts before a module block
-    (1137, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # crosses module block 1's end
-    (13738, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),
+    (1000 + rm.MODULE_BLOCK.length - 1, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # crosses
+    (13600 + rm.MODULE_BLOCK.length, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),  # module 64's
     (40135, 2, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),
     (65535, 1, rm.ExceptionCode.ILLEGAL_DATA_ADDRESS),
 ])
@@ -389,9 +389,12 @@ def test_reads_outside_blocks_or_bad_quantities_are_refused(snapshot, clock, add
 
 def test_reads_inside_a_block_slice_it(snapshot, clock):
     image = image_of(snapshot, clock.now)
-    assert rm.read_registers(image.bank_unit, 0, 116) == block_at(image, 0).values
+    bank = block_at(image, 0).values
+    assert rm.read_registers(image.bank_unit, 0, 125) == bank[:125]
+    assert rm.read_registers(image.bank_unit, 125, len(bank) - 125) == bank[125:]
     assert rm.read_registers(image.bank_unit, 1005, 125) == block_at(image, 1000).values[5:130]
-    assert rm.read_registers(image.bank_unit, 13737, 1) == block_at(image, 13600).values[-1:]
+    last = 13600 + rm.MODULE_BLOCK.length - 1
+    assert rm.read_registers(image.bank_unit, last, 1) == block_at(image, 13600).values[-1:]
     assert rm.read_registers(image.bank_unit, 40000, 2) == (0x5375, 0x6E53)
 
 
@@ -446,6 +449,7 @@ RELEASED_LAYOUTS = {
     2: "d7a3ca229513901932ed4967e5bdceb7fe438c9e3daca8ba61bbb4366b00e40d",
     3: "0c6b44abec511651179beff2ee8b6086955041eb6a42501fe77d5b480847502d",
     4: "1510a1b63d33f68226d2ac4aafcfcf25c0827dcb51c824ba8496139f0ce17bcf",
+    5: "2df5bd2db6ad0ff9273e5178a4b9bd0857c028e5f5e1bbeea3499a78445e1d77",
 }
 
 

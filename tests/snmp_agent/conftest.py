@@ -45,6 +45,8 @@ from gateway.model import (
     Telemetry,
     TempRole,
 )
+from plugins.charge_limits.processor import ChargeLimitsProcessor
+from plugins.charge_limits.settings import ChargeLimitsSettings
 
 REPO = Path(__file__).resolve().parents[2]
 MIBS = REPO / "mibs"
@@ -181,6 +183,7 @@ class FakeClock:
 
 def make_hub(clock: FakeClock) -> Hub:
     hub = Hub(clock=clock, wall_clock=lambda: WALL0 + (clock.now - T0))
+    hub.add_processor(ChargeLimitsProcessor(ChargeLimitsSettings(rectifier_charge_a=200)))
     hub.add_processor(AlarmInjector(ALARMS, last_seq=13))
     hub.add_processor(BackupInjector())
     hub.update("rs485_bms", modules=make_modules(clock.now), buses=make_buses(clock.now))

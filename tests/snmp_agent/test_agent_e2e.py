@@ -274,6 +274,7 @@ def test_getbulk_is_truncated_to_the_message_size(v2c_agent, bank):
     assert 1400 < len(reply) <= 1472 and len(varbinds) > 40
     # the end of the view stops the repetitions: no endless endOfMibView padding
     last = v2c_agent.call(v2c_agent.agent.table).oids[-1]
+    # from the last object's own OID: the one instance that precedes the end of the view
     req = v2c_request(ber.GET_BULK_REQUEST, [last[:-1]], f3=2000,
                       community=bank.COMMUNITY)
     status, _, varbinds = decode_reply(udp_exchange(v2c_agent, req))

@@ -20,7 +20,8 @@ MIBS = Path(__file__).resolve().parents[2] / "mibs"
 MIB_FILE = MIBS / "BMS-GATEWAY-MIB.txt"
 IMPLEMENTED_GROUPS = {
     "BMS-GATEWAY-MIB": ("bmsGatewayGroup", "bmsBankGroup", "bmsBusGroup", "bmsModuleGroup",
-                        "bmsCellGroup", "bmsTempGroup", "bmsAlarmGroup", "bmsBackupGroup"),
+                        "bmsCellGroup", "bmsTempGroup", "bmsAlarmGroup", "bmsBackupGroup",
+                        "bmsLimitsGroup"),
     "SNMPv2-MIB": ("systemGroup", "snmpGroup", "snmpCommunityGroup"),
     "SNMP-FRAMEWORK-MIB": ("snmpEngineGroup",),
 }

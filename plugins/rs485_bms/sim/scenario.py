@@ -24,7 +24,8 @@ every 200 ms), and the line faults a scan must tell from a duplicate address:
 ``reflection`` (an unterminated line: bits flip at ``rate`` in both directions, so a
 request the pack got garbled is answered with RTN 02 "CHKSUM error") and ``wrong_baud``
 (the pack sends at ``baud``: the line's receiver reads the bit stream at the bus's
-own rate, and sees junk); and ``mains_failure`` (the whole bank: the rectifier
+own rate, and sees junk); ``cell_temp`` (the pack's cell temperature sensors read
+``degc``: a cold or a hot bank); and ``mains_failure`` (the whole bank: the rectifier
 stops and the site load ``load_a`` draws from the bank until ``until_s``; see the bank
 model in :mod:`.physics`).
 
@@ -77,6 +78,7 @@ class FaultKind(enum.StrEnum):
     REFLECTION = "reflection"
     WRONG_BAUD = "wrong_baud"
     MAINS_FAILURE = "mains_failure"
+    CELL_TEMP = "cell_temp"
 
 
 #: Faults whose answer comes ``delay_ms`` after the request: a step needs one.
@@ -106,6 +108,8 @@ class Step(Section):
         None, ge=300, le=921600, description="wrong_baud: the rate the pack sends at")
     load_a: float = pydantic.Field(
         40.0, ge=0, le=5000, description="mains_failure: the site load on the bank")
+    degc: float = pydantic.Field(
+        25, ge=-40, le=100, description="cell_temp: what the pack's cell sensors read")
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> Step:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -203,15 +204,20 @@ class BankSimulator:
         override = {}
         flags: dict[str, int] = {}
         zero = False
+        cell_temp_dc: int | None = None
         for step in self.scenario.active(t, adr, cid2):
             if step.fault is FaultKind.CELL_RAMP:
                 override[step.cell] = step.ramp_mv(t)
+            elif step.fault is FaultKind.CELL_TEMP:
+                cell_temp_dc = round(step.degc * 10)
             elif step.fault is FaultKind.FLAGS:
                 flags.update(step.flags)
             elif step.fault is FaultKind.ALL_ZERO:
                 zero = True
-        return PackView(state=self.bank.state(adr, t, cell_override=override), flags=flags,
-                        all_zero=zero)
+        state = self.bank.state(adr, t, cell_override=override)
+        if cell_temp_dc is not None:  # the first four sensors are the cells' in every family
+            state = dataclasses.replace(state, temp_dc=(cell_temp_dc,) * 4 + state.temp_dc[4:])
+        return PackView(state=state, flags=flags, all_zero=zero)
 
     def foreign_request(self) -> bytes:
         """A request another master sends on the bus (to the last pack)."""
