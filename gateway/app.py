@@ -22,12 +22,23 @@ from gateway.hub import Hub
 
 log = logging.getLogger(__name__)
 
-ROLES = ("north", "service", "south")  #: shutdown order
+ROLES = ("north", "service", "south")
+START_ORDER = ("south", "service", "north")  #: south first, so north has data soonest
+#: south stops first (no new data; the alarms settle on the last snapshot), then north
+#: and services deliver what is pending (``flush``), then north stops, services last
+SHUTDOWN_ORDER = ("south", "north", "service")
+#: how long north and services may take, all together, to deliver what is pending
+FLUSH_S = 2.0
 #: a component still running this long after its cancellation is named in the log
 SHUTDOWN_REPORT_S = 5.0
 
 
 class Component(Protocol):
+    """What a plugin registers. A north or service component may also have an
+    ``async def flush()``: deliver what is pending (notifications, log records); the
+    gateway calls it at shutdown once south has stopped, and cancels it after
+    :data:`FLUSH_S`."""
+
     name: str
 
     async def run(self) -> None:
@@ -112,7 +123,8 @@ class Gateway:
     async def run(self, *, shutdown_trigger: Callable[[], Any] | None = None,
                   install_signal_handlers: bool = True) -> None:
         """Run until ``shutdown_trigger()`` (an awaitable factory) completes, or until
-        SIGTERM/SIGINT. Stops north first, then services, then south."""
+        SIGTERM/SIGINT. Stops south first, lets north and services flush what is pending
+        (at most :data:`FLUSH_S`), then stops north, then services."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         installed: list[int] = []
@@ -135,7 +147,7 @@ class Gateway:
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks: dict[str, list[asyncio.Task[None]]] = {r: [] for r in ROLES}
-                for role in reversed(ROLES):  # south first, so north has data soonest
+                for role in START_ORDER:
                     for comp in self.components[role]:
                         tasks[role].append(tg.create_task(comp.run(), name=comp.name))
                 ticker = tg.create_task(self.hub.tick(), name="hub-tick")
@@ -148,15 +160,39 @@ class Gateway:
                     w.cancel()
                 stop.set()
                 log.info("shutting down")
-                for role in ROLES:
+                for role in SHUTDOWN_ORDER:
                     for t in tasks[role]:
                         t.cancel()
                     await _stopped(tasks[role])
-                ticker.cancel()
+                    if role == "south":
+                        ticker.cancel()  # nothing new: the alarms stay as the last data left them
+                        await self._flush()
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
         log.info("stopped")
+
+    async def _flush(self) -> None:
+        """Let north and services deliver what is pending (an alarm cleared by the last
+        snapshot must still reach the NMS), all together within :data:`FLUSH_S`."""
+        tasks: dict[asyncio.Task[Any], str] = {}
+        for role in ("north", "service"):
+            for comp in self.components[role]:
+                flush = getattr(comp, "flush", None)
+                if callable(flush):
+                    tasks[asyncio.ensure_future(flush())] = comp.name
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=FLUSH_S)
+        for t in pending:
+            t.cancel()
+            log.warning("shutdown: %s did not deliver all it had pending within %g s",
+                        tasks[t], FLUSH_S)
+        if pending:
+            await asyncio.wait(pending)
+        for t in done:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("shutdown: %s failed to flush: %r", tasks[t], t.exception())
 
     async def _systemd_notify(self, stop: asyncio.Event) -> None:
         """READY=1 at start; WATCHDOG=1 only while the hub keeps receiving snapshots."""

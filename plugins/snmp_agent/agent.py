@@ -305,6 +305,10 @@ class SnmpAgent:
 
     # ------------------------------------------------------------------ run ---------
 
+    async def flush(self) -> None:
+        """Shutdown: send the notifications still pending (gateway.app bounds it)."""
+        await self.notifier.flush()
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.started_at = self._clock()  # sysUpTime counts from here, not from first use
