@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -37,12 +38,48 @@ class Component(Protocol):
     """What a plugin registers. A north or service component may also have an
     ``async def flush()``: deliver what is pending (notifications, log records); the
     gateway calls it at shutdown once south has stopped, and cancels it after
-    :data:`FLUSH_S`."""
+    :data:`FLUSH_S`. A listener may have ``listens_on`` (``"udp 127.0.0.1:1161"``):
+    the gateway names it when the component cannot listen there."""
 
     name: str
 
     async def run(self) -> None:
         ...  # pragma: no cover - protocol
+
+
+#: OSError numbers that mean "cannot listen there", and the exit code each one gets:
+#: taken (another process, or a gateway still stopping: a restart may help) or not
+#: allowed / not on this host (the configuration must change: 78, systemd does not restart)
+_LISTEN_ERRORS = {
+    errno.EADDRINUSE: (1, "address already in use (another program has this port)"),
+    errno.EACCES: (78, "permission denied (ports below 1024 need root or "
+                       "CAP_NET_BIND_SERVICE)"),
+    errno.EPERM: (78, "operation not permitted"),
+    errno.EADDRNOTAVAIL: (78, "address not available (no interface of this host has it)"),
+}
+
+
+class ComponentError(Exception):
+    """A component could not start: it cannot listen where it is configured to. One
+    line for the user (``str()``), and the exit code the command line ends with."""
+
+    def __init__(self, component: str, where: str | None, cause: OSError) -> None:
+        self.component = component
+        self.cause = cause
+        self.exit_code, text = _LISTEN_ERRORS[cause.errno or 0]
+        place = f" on {where}" if where else ""
+        detail = "" if where else f" ({cause})"  # asyncio's text may name the address
+        super().__init__(f"{component}: cannot listen{place}: {text}{detail}")
+
+
+async def _run_component(comp: Component) -> None:
+    """``comp.run()``, with a failure to listen turned into a :class:`ComponentError`."""
+    try:
+        await comp.run()
+    except OSError as exc:
+        if exc.errno not in _LISTEN_ERRORS:
+            raise
+        raise ComponentError(comp.name, getattr(comp, "listens_on", None), exc) from exc
 
 
 @dataclass
@@ -149,7 +186,8 @@ class Gateway:
                 tasks: dict[str, list[asyncio.Task[None]]] = {r: [] for r in ROLES}
                 for role in START_ORDER:
                     for comp in self.components[role]:
-                        tasks[role].append(tg.create_task(comp.run(), name=comp.name))
+                        tasks[role].append(tg.create_task(_run_component(comp),
+                                                          name=comp.name))
                 ticker = tg.create_task(self.hub.tick(), name="hub-tick")
                 tg.create_task(self._systemd_notify(stop), name="systemd-notify")
                 waiters = [asyncio.ensure_future(stop.wait())]
@@ -167,6 +205,15 @@ class Gateway:
                     if role == "south":
                         ticker.cancel()  # nothing new: the alarms stay as the last data left them
                         await self._flush()
+        except BaseExceptionGroup as group:
+            # a component that cannot listen: that one error, not the group's traceback
+            failed, others = group.split(ComponentError)
+            if failed is None or others is not None:
+                raise
+            first = failed.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
@@ -233,8 +280,16 @@ async def _stopped(tasks: list[asyncio.Task[None]]) -> None:
         _, pending = await asyncio.wait(pending, timeout=SHUTDOWN_REPORT_S)
         waited += SHUTDOWN_REPORT_S
         for t in sorted(pending, key=asyncio.Task.get_name):
-            stack = t.get_stack()
-            where = (f"{stack[-1].f_code.co_filename}:{stack[-1].f_lineno} "
-                     f"({stack[-1].f_code.co_name})" if stack else "an unknown place")
+            frame = _component_frame(t)
+            where = (f"{frame.f_code.co_filename}:{frame.f_lineno} "
+                     f"({frame.f_code.co_name})" if frame is not None else "an unknown place")
             log.error("shutdown: %s is still running %g s after it was stopped; it waits "
                       "in %s", t.get_name(), waited, where)
+
+
+def _component_frame(task: asyncio.Task[None]) -> Any:
+    """The frame where a component's ``run()`` waits (inside :func:`_run_component`)."""
+    coro: Any = task.get_coro()
+    if getattr(coro, "cr_code", None) is _run_component.__code__:
+        coro = getattr(coro, "cr_await", None)
+    return getattr(coro, "cr_frame", None)

@@ -305,6 +305,12 @@ class SnmpAgent:
 
     # ------------------------------------------------------------------ run ---------
 
+    @property
+    def listens_on(self) -> str:
+        """Where the agent listens, named by the gateway when it cannot."""
+        host, port = self._listen
+        return f"udp {f'[{host}]' if ':' in str(host) else host}:{port}"
+
     async def flush(self) -> None:
         """Shutdown: send the notifications still pending (gateway.app bounds it)."""
         await self.notifier.flush()

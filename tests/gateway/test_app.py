@@ -174,3 +174,53 @@ def test_a_component_slow_to_stop_is_named_with_where_it_waits(monkeypatch, capl
     line = next(r.getMessage() for r in caplog.records if "still running" in r.message)
     assert line.startswith("shutdown: stubborn is still running 0.01 s after it was stopped")
     assert f"{__file__}:" in line and "(run)" in line
+
+
+class Listener:
+    """A component whose start fails with ``error`` (as a bind does)."""
+
+    def __init__(self, name: str, error: OSError) -> None:
+        self.name = name
+        self.error = error
+
+    async def run(self) -> None:
+        raise self.error
+
+
+def _run_one(component) -> None:
+    class One:
+        @hookimpl
+        def gateway_register_config(self, register):
+            register("one", Section)
+
+        @hookimpl
+        def gateway_register_components(self, context, register):
+            register(component, role="north")
+
+    pm, _ = make_plugin_manager(load_entrypoints=False, extra=(("one", One()),))
+    gw = Gateway(config_from_mapping({"one": {}}, {"one": Section}), pm)
+    asyncio.run(gw.run(shutdown_trigger=asyncio.Event().wait, install_signal_handlers=False))
+
+
+def test_a_listener_that_cannot_bind_is_one_error_naming_it_even_without_listens_on():
+    import errno
+
+    import pytest
+    err = OSError(errno.EADDRINUSE, "error while attempting to bind on address "
+                  "('0.0.0.0', 8080): address already in use")
+    with pytest.raises(app.ComponentError) as info:
+        _run_one(Listener("http", err))
+    assert info.value.exit_code == 1
+    assert str(info.value) == (
+        "http: cannot listen: address already in use (another program has this port) "
+        "([Errno 98] error while attempting to bind on address ('0.0.0.0', 8080): address "
+        "already in use)")
+
+
+def test_another_os_error_stays_a_crash():
+    import errno
+
+    import pytest
+    with pytest.raises(ExceptionGroup) as info:
+        _run_one(Listener("http", OSError(errno.EBADF, "bad file descriptor")))
+    assert isinstance(info.value.exceptions[0], OSError)
