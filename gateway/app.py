@@ -203,7 +203,8 @@ class Gateway:
                         t.cancel()
                     await _stopped(tasks[role])
                     if role == "south":
-                        ticker.cancel()  # nothing new: the alarms stay as the last data left them
+                        # nothing new: the alarms stay as the last data left them
+                        ticker.cancel()
                         await self._flush()
         except BaseExceptionGroup as group:
             # a component that cannot listen: that one error, not the group's traceback

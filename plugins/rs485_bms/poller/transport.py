@@ -4,8 +4,9 @@ Ports are pyserial URLs (``serial_for_url``): ``/dev/ttyUSB0`` and
 ``/dev/serial/by-id/...`` for USB adapters, ``socket://host:port`` for RS485-to-Ethernet
 converters, ``rfc2217://host:port`` for Telnet-COM-port servers, ``loop://`` for tests.
 pyserial is blocking, so each port gets one worker thread; the event loop never blocks
-on it, not even to close a port that failed. Every failure surfaces as :class:`TransportError` (port missing, unplugged
-adapter, TCP connection closed, pseudo-terminal gone).
+on it, not even to close a port that failed. Every failure surfaces as
+:class:`TransportError` (port missing, unplugged adapter, TCP connection closed,
+pseudo-terminal gone).
 """
 
 from __future__ import annotations
