@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -22,16 +23,63 @@ from gateway.hub import Hub
 
 log = logging.getLogger(__name__)
 
-ROLES = ("north", "service", "south")  #: shutdown order
+ROLES = ("north", "service", "south")
+START_ORDER = ("south", "service", "north")  #: south first, so north has data soonest
+#: south stops first (no new data; the alarms settle on the last snapshot), then north
+#: and services deliver what is pending (``flush``), then north stops, services last
+SHUTDOWN_ORDER = ("south", "north", "service")
+#: how long north and services may take, all together, to deliver what is pending
+FLUSH_S = 2.0
 #: a component still running this long after its cancellation is named in the log
 SHUTDOWN_REPORT_S = 5.0
 
 
 class Component(Protocol):
+    """What a plugin registers. A north or service component may also have an
+    ``async def flush()``: deliver what is pending (notifications, log records); the
+    gateway calls it at shutdown once south has stopped, and cancels it after
+    :data:`FLUSH_S`. A listener may have ``listens_on`` (``"udp 127.0.0.1:1161"``):
+    the gateway names it when the component cannot listen there."""
+
     name: str
 
     async def run(self) -> None:
         ...  # pragma: no cover - protocol
+
+
+#: OSError numbers that mean "cannot listen there", and the exit code each one gets:
+#: taken (another process, or a gateway still stopping: a restart may help) or not
+#: allowed / not on this host (the configuration must change: 78, systemd does not restart)
+_LISTEN_ERRORS = {
+    errno.EADDRINUSE: (1, "address already in use (another program has this port)"),
+    errno.EACCES: (78, "permission denied (ports below 1024 need root or "
+                       "CAP_NET_BIND_SERVICE)"),
+    errno.EPERM: (78, "operation not permitted"),
+    errno.EADDRNOTAVAIL: (78, "address not available (no interface of this host has it)"),
+}
+
+
+class ComponentError(Exception):
+    """A component could not start: it cannot listen where it is configured to. One
+    line for the user (``str()``), and the exit code the command line ends with."""
+
+    def __init__(self, component: str, where: str | None, cause: OSError) -> None:
+        self.component = component
+        self.cause = cause
+        self.exit_code, text = _LISTEN_ERRORS[cause.errno or 0]
+        place = f" on {where}" if where else ""
+        detail = "" if where else f" ({cause})"  # asyncio's text may name the address
+        super().__init__(f"{component}: cannot listen{place}: {text}{detail}")
+
+
+async def _run_component(comp: Component) -> None:
+    """``comp.run()``, with a failure to listen turned into a :class:`ComponentError`."""
+    try:
+        await comp.run()
+    except OSError as exc:
+        if exc.errno not in _LISTEN_ERRORS:
+            raise
+        raise ComponentError(comp.name, getattr(comp, "listens_on", None), exc) from exc
 
 
 @dataclass
@@ -112,7 +160,8 @@ class Gateway:
     async def run(self, *, shutdown_trigger: Callable[[], Any] | None = None,
                   install_signal_handlers: bool = True) -> None:
         """Run until ``shutdown_trigger()`` (an awaitable factory) completes, or until
-        SIGTERM/SIGINT. Stops north first, then services, then south."""
+        SIGTERM/SIGINT. Stops south first, lets north and services flush what is pending
+        (at most :data:`FLUSH_S`), then stops north, then services."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         installed: list[int] = []
@@ -135,9 +184,10 @@ class Gateway:
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks: dict[str, list[asyncio.Task[None]]] = {r: [] for r in ROLES}
-                for role in reversed(ROLES):  # south first, so north has data soonest
+                for role in START_ORDER:
                     for comp in self.components[role]:
-                        tasks[role].append(tg.create_task(comp.run(), name=comp.name))
+                        tasks[role].append(tg.create_task(_run_component(comp),
+                                                          name=comp.name))
                 ticker = tg.create_task(self.hub.tick(), name="hub-tick")
                 tg.create_task(self._systemd_notify(stop), name="systemd-notify")
                 waiters = [asyncio.ensure_future(stop.wait())]
@@ -148,15 +198,49 @@ class Gateway:
                     w.cancel()
                 stop.set()
                 log.info("shutting down")
-                for role in ROLES:
+                for role in SHUTDOWN_ORDER:
                     for t in tasks[role]:
                         t.cancel()
                     await _stopped(tasks[role])
-                ticker.cancel()
+                    if role == "south":
+                        # nothing new: the alarms stay as the last data left them
+                        ticker.cancel()
+                        await self._flush()
+        except BaseExceptionGroup as group:
+            # a component that cannot listen: that one error, not the group's traceback
+            failed, others = group.split(ComponentError)
+            if failed is None or others is not None:
+                raise
+            first = failed.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
         log.info("stopped")
+
+    async def _flush(self) -> None:
+        """Let north and services deliver what is pending (an alarm cleared by the last
+        snapshot must still reach the NMS), all together within :data:`FLUSH_S`."""
+        tasks: dict[asyncio.Task[Any], str] = {}
+        for role in ("north", "service"):
+            for comp in self.components[role]:
+                flush = getattr(comp, "flush", None)
+                if callable(flush):
+                    tasks[asyncio.ensure_future(flush())] = comp.name
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=FLUSH_S)
+        for t in pending:
+            t.cancel()
+            log.warning("shutdown: %s did not deliver all it had pending within %g s",
+                        tasks[t], FLUSH_S)
+        if pending:
+            await asyncio.wait(pending)
+        for t in done:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("shutdown: %s failed to flush: %r", tasks[t], t.exception())
 
     async def _systemd_notify(self, stop: asyncio.Event) -> None:
         """READY=1 at start; WATCHDOG=1 only while the hub keeps receiving snapshots."""
@@ -197,8 +281,16 @@ async def _stopped(tasks: list[asyncio.Task[None]]) -> None:
         _, pending = await asyncio.wait(pending, timeout=SHUTDOWN_REPORT_S)
         waited += SHUTDOWN_REPORT_S
         for t in sorted(pending, key=asyncio.Task.get_name):
-            stack = t.get_stack()
-            where = (f"{stack[-1].f_code.co_filename}:{stack[-1].f_lineno} "
-                     f"({stack[-1].f_code.co_name})" if stack else "an unknown place")
+            frame = _component_frame(t)
+            where = (f"{frame.f_code.co_filename}:{frame.f_lineno} "
+                     f"({frame.f_code.co_name})" if frame is not None else "an unknown place")
             log.error("shutdown: %s is still running %g s after it was stopped; it waits "
                       "in %s", t.get_name(), waited, where)
+
+
+def _component_frame(task: asyncio.Task[None]) -> Any:
+    """The frame where a component's ``run()`` waits (inside :func:`_run_component`)."""
+    coro: Any = task.get_coro()
+    if getattr(coro, "cr_code", None) is _run_component.__code__:
+        coro = getattr(coro, "cr_await", None)
+    return getattr(coro, "cr_frame", None)

@@ -96,7 +96,7 @@ def _report_config_error(exc: ConfigError) -> int:
 
 def _cmd_run(args: argparse.Namespace, pm: pluggy.PluginManager,
              log_handler: LogHandler) -> int:
-    from gateway.app import Gateway  # the runtime is only needed here
+    from gateway.app import ComponentError, Gateway  # the runtime is only needed here
 
     try:
         config = read_config(pm, args.config)
@@ -138,6 +138,9 @@ def _cmd_run(args: argparse.Namespace, pm: pluggy.PluginManager,
         asyncio.run(serve())
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
         pass
+    except ComponentError as exc:
+        print(f"bms-gateway: {exc}", file=sys.stderr)
+        return exc.exit_code
     return EXIT_FAILURE if log_handler.lost else EXIT_OK
 
 

@@ -458,7 +458,15 @@ def load_config(path: str | os.PathLike[str], models: dict[str, type[pydantic.Ba
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(file, None, "", f"cannot read: {exc}")]) from None
-    return validate_document(parse_yaml(text, file, environ=environ), models)
+    doc = parse_yaml(text, file, environ=environ)
+    if not any(key != CORE_SECTION for key in doc.data):
+        # an empty file (or only the core section) would start a gateway doing nothing
+        what = "is empty" if not doc.data else f"has only the {CORE_SECTION!r} section"
+        raise ConfigError([*doc.problems, Problem(
+            file, None, "", f"the configuration {what}: no plugin is enabled, nothing would "
+            f"run; add a section for each plugin to run (installed: {', '.join(sorted(models))}"
+            f"; the core's is {CORE_SECTION!r}); see config/example.yaml")])
+    return validate_document(doc, models)
 
 
 def config_from_mapping(data: dict[str, Any], models: dict[str, type[pydantic.BaseModel]], *,

@@ -56,7 +56,8 @@ def gateway_register_components(context, register):
     an object that has a ``name`` attribute and an ``async def run()`` that runs until
     cancelled and releases its resources (sockets, serial ports) in ``finally``.
     ``role`` is ``"north"`` (serves data out), ``"south"`` (reads devices) or
-    ``"service"``; shutdown stops north first, then services, then south.
+    ``"service"``; shutdown stops south first, lets north and services ``flush()``
+    what is pending (bounded), then stops north, then services.
     Called only for enabled plugins.
     """
 

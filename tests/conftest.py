@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,31 @@ def require_tool():
             pytest.fail(f"{name} is not installed: 'make test' installs the Debian packages")
         return path
     return find
+
+
+def load_fault_proxy() -> types.ModuleType:
+    """tests/faultproxy.py, loaded by path (the tests directory is no package)."""
+    name = "bms_gateway_fault_proxy"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "tests/faultproxy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def fault_proxy():
+    """``fault_proxy(upstream_port)``: a started :class:`FaultProxy` to
+    127.0.0.1:``upstream_port``, closed at the end of the test."""
+    proxies = []
+
+    def start(upstream_port: int, *, port: int = 0):
+        proxy = load_fault_proxy().FaultProxy(("127.0.0.1", upstream_port), port=port)
+        proxies.append(proxy)
+        return proxy
+    yield start
+    for proxy in proxies:
+        proxy.close()

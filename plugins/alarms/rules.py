@@ -13,7 +13,11 @@ How one evaluation works:
    Only live data is looked at: a module whose status is not OK yields no value or BMS
    observation at all, so its alarms of those kinds are frozen - never raised from stale
    data and never cleared for lack of data (its communication alarm says why). A bus
-   whose port is down freezes the communication alarms of its modules and its data age.
+   whose port is down freezes the communication alarms of its modules and its data age;
+   when the port is back they stay frozen for each module until its first poll since
+   (its answer counters move), and the bus's data age counts from the port's return, so
+   a recovery announces the ``bus_down`` clear and not a raise and clear of
+   ``module_stale`` for every module not yet polled again.
 2. **Step.** Each alarm's tracker moves: a raise needs the condition to hold without a
    break for the raise delay; a clear needs it gone without a break for the clear delay
    (extended to the flap hold while the alarm is flapping). ``BAND`` and ``UNKNOWN`` stop
@@ -29,8 +33,8 @@ How one evaluation works:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
 
 from gateway.model import (
     Alarm,
@@ -39,6 +43,7 @@ from gateway.model import (
     Condition,
     Fault,
     LimitCause,
+    LinkCounters,
     ModuleReading,
     ModuleStatus,
     Severity,
@@ -107,6 +112,13 @@ class AlarmState:
     trackers: Mapping[Key, Tracker] = field(default_factory=dict)
     storm_raises: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     samples: Mapping[int, tuple[Sample, ...]] = field(default_factory=dict)
+    #: buses whose port was down at the last evaluation
+    buses_down: frozenset[str] = frozenset()
+    #: buses whose port came back, and when, until their first poll cycle since
+    buses_back: Mapping[str, float] = field(default_factory=dict)
+    #: modules of a bus that came back, not polled since: position -> their count of
+    #: poll outcomes (:func:`poll_outcomes`) when the port came back
+    awaiting_poll: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def alarms(self) -> tuple[Alarm, ...]:
@@ -219,8 +231,12 @@ class _Observer:
     """Collects the observations of one snapshot."""
 
     def __init__(self, snapshot: BankSnapshot, now: float, started_at: float,
-                 settings: AlarmsSettings, samples: Mapping[int, tuple[Sample, ...]]) -> None:
+                 settings: AlarmsSettings, samples: Mapping[int, tuple[Sample, ...]], *,
+                 awaiting_poll: Collection[int] = (),
+                 buses_back: Mapping[str, float] | None = None) -> None:
         self.snap = snapshot
+        self.awaiting_poll = awaiting_poll
+        self.buses_back = buses_back or {}
         self.now = now
         self.started_at = started_at
         self.s = settings
@@ -437,7 +453,9 @@ class _Observer:
         where = f"(bus {m.bus} adr {m.address})"
         age = m.age_s(self.now)
         age_s = None if age is None else int(age)
-        if not self.bus_up(m.bus):  # the bus alarm says it all: freeze
+        if not self.bus_up(m.bus) or p in self.awaiting_poll:
+            # the bus alarm says it all, or the bus is back and this module has not had
+            # its turn yet: freeze
             stale = offline = Level.UNKNOWN
         elif m.status is ModuleStatus.OK:
             stale = offline = Level.CLEAR
@@ -527,6 +545,8 @@ class _Observer:
                      detail=name)
             return
         last = bus.last_cycle_at if bus.last_cycle_at is not None else self.started_at
+        if name in self.buses_back:  # the port is back, its first cycle not over yet
+            last = max(last, self.buses_back[name])
         age = int(max(0.0, self.now - last))
         self.put("data_age_high", 0, _threshold(
             rule, age, f"last poll cycle {age} s ago, limit {rule.raise_level} s, bus {name}",
@@ -664,6 +684,35 @@ def _missing(key: Key, tracker: Tracker, snapshot: BankSnapshot, now: float,
     return unknown, tracker, ""
 
 
+def poll_outcomes(counters: LinkCounters) -> int:
+    """How many poll outcomes a module's counters record: every poll of a module moves
+    one of them (an answer, a timeout, a garbled or an error answer)."""
+    return sum(getattr(counters, f.name) for f in fields(counters))
+
+
+def _recovery(state: AlarmState, snapshot: BankSnapshot, now: float
+              ) -> tuple[frozenset[str], dict[str, float], dict[int, int]]:
+    """The buses down now, the buses back and not polled since, and the modules waiting
+    for their first poll since their bus came back."""
+    down = frozenset(b.name for b in snapshot.buses if not b.connected)
+    back = {name: at for name, at in state.buses_back.items() if name not in down}
+    waiting = dict(state.awaiting_poll)
+    returned = {b.name for b in snapshot.buses if b.connected and b.name in state.buses_down}
+    for name in returned:
+        back[name] = now
+    for b in snapshot.buses:
+        if b.name in back and b.last_cycle_at is not None and b.last_cycle_at >= back[b.name]:
+            del back[b.name]
+    for m in snapshot.modules:
+        if m.bus in returned:
+            waiting[m.position] = poll_outcomes(m.counters)
+        elif m.position in waiting and (m.bus in down
+                                        or poll_outcomes(m.counters) != waiting[m.position]):
+            del waiting[m.position]  # polled since (or down again: the bus alarm freezes)
+    present = {m.position for m in snapshot.modules}
+    return down, back, {p: n for p, n in waiting.items() if p in present}
+
+
 def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
              settings: AlarmsSettings) -> Outcome:
     """Evaluate every rule on ``snapshot`` at monotonic time ``now``."""
@@ -671,7 +720,9 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
     wall = snapshot.wall_time
     samples = _record_samples(state.samples, snapshot, now,
                               settings.duplicate_address.window_s)
-    observations = _Observer(snapshot, now, started_at, settings, samples).run()
+    buses_down, buses_back, awaiting_poll = _recovery(state, snapshot, now)
+    observations = _Observer(snapshot, now, started_at, settings, samples,
+                             awaiting_poll=awaiting_poll, buses_back=buses_back).run()
     trackers: dict[Key, Tracker] = dict(state.trackers)
     flap = settings.flap
 
@@ -817,7 +868,8 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
                     ((k, _prune(v, now, settings.storm.window_s)) for k, v in storm_raises.items())
                     if v}
     new = AlarmState(started_at=started_at, last_seq=last_seq, trackers=trackers,
-                     storm_raises=storm_raises, samples=samples)
+                     storm_raises=storm_raises, samples=samples, buses_down=buses_down,
+                     buses_back=buses_back, awaiting_poll=awaiting_poll)
     return Outcome(new, tuple(transitions))
 
 

@@ -130,6 +130,12 @@ class ModbusTcpServer:
 
     # ------------------------------------------------------------------ running -------
 
+    @property
+    def listens_on(self) -> str:
+        """Where the server listens, named by the gateway when it cannot."""
+        host = str(self.settings.listen_address)
+        return f"tcp {f'[{host}]' if ':' in host else host}:{self.settings.port}"
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         s = self.settings

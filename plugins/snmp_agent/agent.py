@@ -425,6 +425,16 @@ class SnmpAgent:
 
     # ------------------------------------------------------------------ run ---------
 
+    @property
+    def listens_on(self) -> str:
+        """Where the agent listens, named by the gateway when it cannot."""
+        host, port = self._listen
+        return f"udp {f'[{host}]' if ':' in str(host) else host}:{port}"
+
+    async def flush(self) -> None:
+        """Shutdown: send the notifications still pending (gateway.app bounds it)."""
+        await self.notifier.flush()
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.started_at = self._clock()  # sysUpTime counts from here, not from first use

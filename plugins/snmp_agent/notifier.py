@@ -81,6 +81,11 @@ class _Target(abc.ABC):
     def submit(self, n: Notification) -> None:
         """Send ``n`` now, or queue it for sending."""
 
+    @property
+    def pending(self) -> bool:
+        """Notifications wait to be delivered to a receiver that takes them."""
+        return False
+
     async def close(self) -> None:
         """Stop; pending notifications are discarded."""
 
@@ -126,6 +131,11 @@ class _InformTarget(_Target):
                         dropped.label)
         q.append(n)
         self.ready.set()
+
+    @property
+    def pending(self) -> bool:
+        # a receiver that does not acknowledge is not waited for
+        return bool(self.queue) and not self.failing
 
     async def run(self) -> None:
         from plugins.snmp_agent.inform import InformSender  # imports pysnmp
@@ -267,6 +277,13 @@ class Notifier:
         latest = self.hub.latest  # as it stands now, like every value the agent serves
         self.send(make_heartbeat(None if latest is None else age_snapshot(latest, self.clock()),
                                  self.uptime_ticks()))
+
+    async def flush(self) -> None:
+        """Return once every alarm event the hub has queued is sent and every inform is
+        acknowledged (receivers that do not acknowledge are not waited for). Called at
+        shutdown after the pollers stopped; the caller bounds the wait."""
+        while self.running and (len(self.events) or any(t.pending for t in self.targets)):
+            await asyncio.sleep(0.02)
 
     # ------------------------------------------------------------------ run ---------
     async def run(self) -> None:

@@ -246,8 +246,9 @@ def test_comm_bus_and_data_age_clears_say_how_things_stand_now(alarm_bank):
     (t,) = d.step(4, [m(1, now=4)], buses=[bus(now=4)])
     assert (t.alarm.kind, t.alarm.text) == ("bus_down",
                                             "port up: bus b1 (socket://127.0.0.1:4001)")
-    d.step(5, [m(1, now=5)], buses=[bus(now=5, cycle_age_s=70)])
-    (t,) = d.step(6, [m(1, now=6)], buses=[bus(now=6, cycle_age_s=2)])
+    d.step(5, [m(1, now=5)], buses=[bus(now=5, cycle_age_s=0.5)])  # first cycle since
+    d.step(75, [m(1, now=75)], buses=[bus(now=75, cycle_age_s=70)])
+    (t,) = d.step(76, [m(1, now=76)], buses=[bus(now=76, cycle_age_s=2)])
     assert (t.alarm.kind, t.alarm.value, t.alarm.threshold) == ("data_age_high", 2, 30)
     assert t.alarm.text == "bus b1 poll age 2 s <= 30 s (limit 60 s - 30 s)"
 
@@ -525,3 +526,64 @@ def test_texts_fit_even_for_the_longest_names(alarm_bank):
     texts = [a.text for a in d.state.alarms]
     assert len(texts) > 40
     assert max(len(t.encode()) for t in texts) <= catalog.MAX_TEXT, max(texts, key=len)
+
+
+def test_a_bus_coming_back_keeps_comm_alarms_frozen_until_each_module_is_polled(alarm_bank):
+    """Issue 13: at a recovery every module not yet polled again is stale for a moment;
+    that must not raise and clear module_stale for each (a trap storm)."""
+    d = alarm_bank.Driver()  # the shipped delays: bus_down 5 s, module_stale none
+    m, bus = alarm_bank.module, alarm_bank.bus
+    before = dataclasses.replace(LinkCounters(), frames_ok=100)
+    after = dataclasses.replace(LinkCounters(), frames_ok=102)
+    modules = range(1, 13)
+    assert d.step(0, [m(p, counters=before) for p in modules]) == []
+    for t in range(1, 120, 2):  # a long outage: the last data gets older than stale_after
+        down = [bus("b1", now=t, connected=False, cycle_age_s=t)]
+        d.step(t, [m(p, now=t, status=ModuleStatus.STALE, age_s=t, counters=before)
+                   for p in modules], buses=down)
+    assert kinds(d.transitions) == [("raised", "bus_down", 0)]
+    # the port is back; the poller works through the modules, one every 0.1 s
+    for i in range(13):
+        t = 120 + i * 0.1
+        polled = set(range(1, i + 1))
+        d.step(t, [m(p, now=t, counters=after) if p in polled
+                   else m(p, now=t, status=ModuleStatus.STALE, age_s=t, counters=before)
+                   for p in modules], buses=[bus("b1", now=t, cycle_age_s=t)])
+    for t in (125.2, 130.0):  # bus_down's clear delay, and the first cycle ended
+        d.step(t, [m(p, now=t, counters=after) for p in modules],
+               buses=[bus("b1", now=t, cycle_age_s=0.1)])
+    assert kinds(d.transitions) == [("raised", "bus_down", 0), ("cleared", "bus_down", 0)]
+
+
+def test_after_a_recovery_a_polled_module_that_does_not_answer_raises_its_alarm(alarm_bank):
+    d = alarm_bank.Driver({"bus_down": NO_DELAY})
+    m, bus = alarm_bank.module, alarm_bank.bus
+    before = dataclasses.replace(LinkCounters(), frames_ok=100)
+    polled = dataclasses.replace(before, timeouts=2)  # its turn came: two timeouts
+    d.step(0, [m(1, counters=before), m(2, counters=before)])
+    down = [bus("b1", now=60, connected=False, cycle_age_s=60)]
+    stale = dict(status=ModuleStatus.STALE, age_s=60)
+    d.step(60, [m(1, now=60, counters=before, **stale), m(2, now=60, counters=before, **stale)],
+           buses=down)
+    up = [bus("b1", now=61, cycle_age_s=61)]
+    assert kinds(d.step(61, [m(1, now=61, counters=before, **stale),
+                             m(2, now=61, counters=before, **stale)], buses=up)) == [
+        ("cleared", "bus_down", 0)]
+    # module 1 had its turn and did not answer: stale; module 2 still waits for its turn
+    assert kinds(d.step(62, [m(1, now=62, counters=polled, **stale),
+                             m(2, now=62, counters=before, **stale)], buses=up)) == [
+        ("raised", "module_stale", 1)]
+    # the bus's data age counts from the port's return, not from the last cycle before
+    assert ("data_age_high", 0) not in d.active
+
+
+def test_data_age_after_a_recovery_counts_from_the_ports_return(alarm_bank):
+    d = alarm_bank.Driver({"bus_down": NO_DELAY, "data_age_high": NO_DELAY})
+    m, bus = alarm_bank.module, alarm_bank.bus
+    d.step(0, [m(1)])
+    d.step(1, [m(1, now=1)], buses=[bus(now=1, connected=False, cycle_age_s=1)])
+    d.step(200, [m(1, now=200)], buses=[bus(now=200, cycle_age_s=200)])  # back at 200
+    assert ("data_age_high", 0) not in d.active
+    # no cycle ends for the limit (60 s) after the return: now the age is real
+    d.step(261, [m(1, now=261)], buses=[bus(now=261, cycle_age_s=261)])
+    assert ("data_age_high", 0) in d.active

@@ -75,9 +75,16 @@ def test_enabled_false_keeps_plugin_off(tmp_path):
     assert cfg.disabled == {"demo"}
 
 
-def test_empty_file_is_an_empty_config(tmp_path):
-    cfg = load(tmp_path, "")
-    assert cfg.sections == {}
+@pytest.mark.parametrize("text, what", [("", "is empty"), ("# nothing yet\n", "is empty"),
+                                        ("gateway:\n  name: x\n",
+                                         "has only the 'gateway' section")])
+def test_a_file_without_any_plugin_section_is_refused_and_names_the_sections(
+        tmp_path, text, what):
+    """Issue 13: an empty file used to start a gateway with nothing enabled."""
+    assert [p.replace(f"{tmp_path}/", "") for p in problems(tmp_path, text)] == [
+        f"gw.yaml: the configuration {what}: no plugin is enabled, nothing would run; add "
+        "a section for each plugin to run (installed: demo; the core's is 'gateway'); see "
+        "config/example.yaml"]
 
 
 BAD = [

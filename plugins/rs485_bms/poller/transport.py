@@ -4,8 +4,9 @@ Ports are pyserial URLs (``serial_for_url``): ``/dev/ttyUSB0`` and
 ``/dev/serial/by-id/...`` for USB adapters, ``socket://host:port`` for RS485-to-Ethernet
 converters, ``rfc2217://host:port`` for Telnet-COM-port servers, ``loop://`` for tests.
 pyserial is blocking, so each port gets one worker thread; the event loop never blocks
-on it. Every failure surfaces as :class:`TransportError` (port missing, unplugged
-adapter, TCP connection closed, pseudo-terminal gone).
+on it, not even to close a port that failed. Every failure surfaces as
+:class:`TransportError` (port missing, unplugged adapter, TCP connection closed,
+pseudo-terminal gone).
 """
 
 from __future__ import annotations
@@ -104,10 +105,14 @@ class SerialTransport:
         return self._port
 
     async def _drop(self) -> None:
+        """Forget a port that failed, closing it in the worker thread: pyserial's close
+        may block (``socket://`` sleeps 0.3 s "to give the server some time"), and on
+        the event loop that would stall every north client for as long."""
         port, self._port = self._port, None
         if port is not None:
+            loop = asyncio.get_running_loop()
             try:
-                port.close()
+                await loop.run_in_executor(self._worker, port.close)
             except Exception:  # closing a port that already failed: nothing left to do
                 pass
 
