@@ -75,6 +75,7 @@ class Layout:
         self.length = offset
         self._names = frozenset(self.offsets)
         self._by_name = {f.name: f for f in self.fields}
+        self._plan = tuple(_plan(f) for f in self.fields)
 
     def field(self, name: str) -> Field:
         return self._by_name[name]
@@ -84,10 +85,51 @@ class Layout:
         unknown = values.keys() - self._names
         if unknown:
             raise KeyError(f"{self.name}: no such fields {sorted(unknown)}")
+        # the rules of encode_value, unrolled per field (the image is packed on every
+        # snapshot: this loop is most of that work); test_fields checks they agree
         out: list[int] = []
-        for f in self.fields:
-            out.extend(encode_value(f, values.get(f.name)))
+        append = out.append
+        get = values.get
+        for name, kind, sentinel, lo, hi, f in self._plan:
+            value = get(name)
+            if kind is _PAD:
+                append(sentinel)
+                continue
+            if kind is _OTHER:
+                out.extend(encode_value(f, value))
+                continue
+            if value is None:
+                v = sentinel
+            else:
+                v = int(value)  # type: ignore[call-overload]
+                v = v & 0xFFFFFFFF if lo <= v <= hi else sentinel
+            if kind is _ONE:
+                append(v & 0xFFFF)
+            else:
+                append(v >> 16 & 0xFFFF)
+                append(v & 0xFFFF)
         return tuple(out)
+
+
+#: The value range each numeric type represents; anything else reads as the sentinel.
+_RANGES: dict[str, tuple[int, int]] = {
+    "int16": (-0x7FFF, 0x7FFF), "sunssf": (-0x7FFF, 0x7FFF),
+    "int32": (-0x7FFFFFFF, 0x7FFFFFFF),
+    "uint16": (0, 0xFFFE), "enum16": (0, 0xFFFE), "uint32": (0, 0xFFFFFFFE),
+    "bitfield16": (0, 0xFFFF), "bitfield32": (0, 0xFFFFFFFF),
+}
+_ONE, _TWO, _PAD, _OTHER = "one register", "two registers", "pad", "other"
+
+
+def _plan(f: Field) -> tuple[str, str, int, int, int, Field]:
+    """How :meth:`Layout.pack` encodes ``f``: (name, kind, sentinel, low, high, field)."""
+    sentinel = SENTINELS[f.type]
+    if f.type == "pad" and f.length == 1:
+        return f.name, _PAD, sentinel, 0, 0, f
+    if f.type in _RANGES and f.length == _SIZES.get(f.type, 1):
+        lo, hi = _RANGES[f.type]
+        return f.name, _ONE if f.length == 1 else _TWO, sentinel, lo, hi, f
+    return f.name, _OTHER, sentinel, 0, 0, f
 
 
 def encode_value(f: Field, value: object) -> list[int]:

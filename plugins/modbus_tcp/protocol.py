@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from plugins.modbus_tcp.register_map import (
@@ -45,17 +45,20 @@ _RESPONSE_HEAD = struct.Struct(">HHHBBB")
 
 
 class Table:
-    """One unit's registers as big-endian bytes, per block, for slicing."""
+    """One unit's registers as big-endian bytes, per block, for slicing.
+
+    A block's buffer may be a ``bytearray`` that its owner rewrites in place (the live
+    tables of :mod:`plugins.modbus_tcp.live_tables`); it never changes length."""
 
     __slots__ = ("starts", "ends", "data")
 
-    def __init__(self, blocks: list[tuple[int, bytes]]) -> None:
-        blocks = sorted(blocks)
+    def __init__(self, blocks: Sequence[tuple[int, bytes | bytearray]]) -> None:
+        blocks = sorted(blocks, key=lambda b: b[0])
         self.starts = [start for start, _ in blocks]
         self.ends = [start + len(data) // 2 for start, data in blocks]
         self.data = [data for _, data in blocks]
 
-    def read(self, address: int, count: int) -> bytes | None:
+    def read(self, address: int, count: int) -> bytes | bytearray | None:
         """``count`` registers at ``address`` as bytes, or None if any is not mapped."""
         i = bisect.bisect_right(self.starts, address) - 1
         if i < 0 or address + count > self.ends[i]:
@@ -76,27 +79,42 @@ class UnitScheme:
         return (self.bank_unit_id, 0, 255) if self.direct_unit_ids else (self.bank_unit_id,)
 
 
-def _pack(values: tuple[int, ...]) -> bytes:
+def pack_registers(values: Sequence[int]) -> bytes:
+    """Registers as big-endian bytes."""
     return struct.pack(f">{len(values)}H", *values)
 
 
+Buffer = bytes | bytearray
+
+
+def make_tables(bank_unit: Sequence[tuple[int, Buffer]],
+                module_units: Mapping[int, Sequence[tuple[int, Buffer]]],
+                scheme: UnitScheme) -> dict[int, Table]:
+    """Unit identifier -> registers, for every unit the scheme serves, from the packed
+    blocks of the bank unit and of each module's unit (position -> blocks)."""
+    bank = Table(bank_unit)
+    tables = dict.fromkeys(scheme.bank_ids(), bank)
+    if scheme.module_unit_id_base is not None:
+        for position, blocks in module_units.items():
+            tables[scheme.module_unit_id_base + position] = Table(blocks)
+    return tables
+
+
 def compile_tables(image: RegisterImage, scheme: UnitScheme) -> dict[int, Table]:
-    """Unit identifier -> registers, for every unit the scheme serves."""
+    """Unit identifier -> registers, for every unit the scheme serves, from scratch."""
     packed: dict[int, bytes] = {}  # id(values) -> bytes: module units share blocks
 
     def data(values: tuple[int, ...]) -> bytes:
         key = id(values)
         if key not in packed:
-            packed[key] = _pack(values)
+            packed[key] = pack_registers(values)
         return packed[key]
 
-    bank = Table([(b.start, data(b.values)) for b in image.bank_unit])
-    tables = dict.fromkeys(scheme.bank_ids(), bank)
-    if scheme.module_unit_id_base is not None:
-        for position, blocks in image.module_units.items():
-            tables[scheme.module_unit_id_base + position] = Table(
-                [(b.start, data(b.values)) for b in blocks])
-    return tables
+    return make_tables(
+        [(b.start, data(b.values)) for b in image.bank_unit],
+        {p: [(b.start, data(b.values)) for b in blocks]
+         for p, blocks in image.module_units.items()},
+        scheme)
 
 
 def exception_response(tid: int, unit: int, function: int, code: int) -> bytes:

@@ -30,7 +30,7 @@ import enum
 import functools
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.leds import FAULT_CODE_TEXT, LedState, derive_leds, fault_code_bits
@@ -651,28 +651,80 @@ def make_limit_values(view: BankView) -> dict[str, object]:
     return v
 
 
+#: The age registers: field name -> the time its age counts from, for the bank block
+#: (from the :class:`BankView`) and a module block (from its :class:`ServedModule`).
+#: They are the only registers that change with time alone while a module's served
+#: status stays the same, so the live tables (:mod:`plugins.modbus_tcp.live_tables`)
+#: rewrite just these, in place, once a second. A field with unit "s" missing here
+#: fails tests/modbus_tcp/test_live_tables.py.
+BANK_AGES: dict[str, Callable[[BankView], float | None]] = {
+    "snapshot_age_s": lambda view: None if view.snapshot is None else view.snapshot.created_at,
+}
+MODULE_AGES: dict[str, Callable[[ServedModule], float | None]] = {
+    "data_age_s": lambda s: s.reading.updated_at,
+}
+
+
+def age_value(now: float, then: float | None) -> int | None:
+    """The value of an age register: whole seconds since ``then``, saturating."""
+    return _age(now, then)
+
+
+def alarms_by_position(snapshot: BankSnapshot | None) -> dict[int, tuple[Alarm, ...]]:
+    """The snapshot's active alarms, grouped by module position (0 = bank)."""
+    at: dict[int, list[Alarm]] = {}
+    if snapshot is not None:
+        for a in snapshot.alarms:
+            at.setdefault(a.position, []).append(a)
+    return {p: tuple(a) for p, a in at.items()}
+
+
+def make_bank_registers(view: BankView, now: float) -> tuple[int, ...]:
+    """The bank block's registers."""
+    return BANK_BLOCK.pack(make_bank_values(view, now))
+
+
+def make_module_registers(s: ServedModule, now: float, alarms: Sequence[Alarm]
+                          ) -> tuple[int, ...]:
+    """One configured module's block."""
+    return MODULE_BLOCK.pack(make_module_values(s, now, alarms))
+
+
+def unconfigured_registers(position: int) -> tuple[int, ...]:
+    """The block of a position no module is configured at."""
+    return _unconfigured_block(position)
+
+
+def make_sunspec_registers(view: BankView, device: DeviceInfo) -> tuple[int, ...]:
+    """The SunSpec view's registers."""
+    return sunspec.make_sunspec_block(view, device, MAP_VERSION)
+
+
+def served_by_position(view: BankView) -> dict[int, ServedModule]:
+    """The configured modules of ``view`` by position (a repeated position: the last)."""
+    return {s.reading.position: s for s in view.modules}
+
+
 def make_image(snapshot: BankSnapshot | None, now: float, *, stale_after_s: float,
                device: DeviceInfo = DeviceInfo()) -> RegisterImage:
     """Every register of every unit for ``snapshot`` at monotonic time ``now``.
 
     Pure: the same arguments give the same image. ``stale_after_s`` is the age beyond
-    which data the snapshot still calls live is served as stale.
+    which data the snapshot still calls live is served as stale. The server keeps the
+    same registers up to date incrementally (:mod:`plugins.modbus_tcp.live_tables`); a
+    test holds the two identical.
     """
     view = make_bank_view(snapshot, now, stale_after_s)
-    bank = Block(BANK_BLOCK_START, BANK_BLOCK.pack(make_bank_values(view, now)))
-    alarms_at: dict[int, list[Alarm]] = {}
-    if snapshot is not None:
-        for a in snapshot.alarms:
-            alarms_at.setdefault(a.position, []).append(a)
+    bank = Block(BANK_BLOCK_START, make_bank_registers(view, now))
+    alarms_at = alarms_by_position(snapshot)
     module_values: dict[int, tuple[int, ...]] = {
-        s.reading.position: MODULE_BLOCK.pack(
-            make_module_values(s, now, alarms_at.get(s.reading.position, ())))
-        for s in view.modules
+        p: make_module_registers(s, now, alarms_at.get(p, ()))
+        for p, s in served_by_position(view).items()
     }
     modules = [Block(module_block_start(p),
-                     module_values.get(p) or _unconfigured_block(p))
+                     module_values.get(p) or unconfigured_registers(p))
                for p in range(1, MAX_POSITIONS + 1)]
-    sunspec_block = Block(SUNSPEC_BASE, sunspec.make_sunspec_block(view, device, MAP_VERSION))
+    sunspec_block = Block(SUNSPEC_BASE, make_sunspec_registers(view, device))
     module_units = {p: (bank, Block(MODULE_BLOCK_BASE, modules[p - 1].values))
                     for p in range(1, MAX_POSITIONS + 1)}
     return RegisterImage(bank_unit=(bank, *modules, sunspec_block), module_units=module_units)

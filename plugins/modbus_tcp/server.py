@@ -1,9 +1,12 @@
 """The Modbus-TCP server component: asyncio glue around the register map.
 
 It serves the hub's latest snapshot and nothing else: a request is answered from the
-register tables compiled for that snapshot, never by waiting on the bus. Tables are
-compiled when a snapshot arrives and again every second (the age registers), so the
-request path is a dictionary look-up and a byte slice.
+register tables kept for that snapshot, never by waiting on the bus. The run loop
+brings the tables up to date as soon as the hub's watch reports a snapshot, and once
+a second for the age registers, re-packing only the blocks that changed
+(:mod:`plugins.modbus_tcp.live_tables`), so the request path is a dictionary look-up
+and a byte slice. A request that finds the tables behind (a snapshot the loop has not
+seen yet, or the second passed) brings them up to date first, at the same small cost.
 
 Why not pymodbus's server: pymodbus 3.16 answers a read quantity of 0 or 126 with
 exception 01 instead of 03, accepts writes unless every datastore is wrapped, answers
@@ -34,8 +37,9 @@ from plugins.modbus_tcp.admission import (
     source_allowed,
     surplus,
 )
-from plugins.modbus_tcp.protocol import Counters, Session, Table, UnitScheme, compile_tables
-from plugins.modbus_tcp.register_map import MAX_POSITIONS, DeviceInfo, make_image
+from plugins.modbus_tcp.live_tables import LiveTables
+from plugins.modbus_tcp.protocol import Counters, Session, Table, UnitScheme
+from plugins.modbus_tcp.register_map import MAX_POSITIONS, DeviceInfo
 from plugins.modbus_tcp.settings import ModbusTcpSettings, UnknownUnits
 
 log = logging.getLogger(__name__)
@@ -71,7 +75,8 @@ class ModbusTcpServer:
             bank_unit_id=settings.bank_unit_id, direct_unit_ids=settings.direct_unit_ids,
             module_unit_id_base=settings.module_unit_id_base if settings.module_unit_ids
             else None)
-        self._tables: dict[int, Table] = {}
+        self._live = LiveTables(self._scheme, stale_after_s=settings.stale_after_s,
+                                device=self._device)
         self._rendered_seq: int | None = -1
         self._rendered_at = float("-inf")
         self._connections: set[_Connection] = set()
@@ -110,12 +115,10 @@ class ModbusTcpServer:
         if seq != self._rendered_seq or now - self._rendered_at >= RENDER_INTERVAL_S:
             if latest is not None and seq != self._rendered_seq:
                 self._check_positions(latest.modules)
-            image = make_image(latest, now, stale_after_s=self.settings.stale_after_s,
-                               device=self._device)
-            self._tables = compile_tables(image, self._scheme)
+            self._live.update(latest, now)
             self._rendered_seq = seq
             self._rendered_at = now
-        return self._tables
+        return self._live.tables
 
     def _check_positions(self, modules: Sequence[ModuleReading]) -> None:
         """Say once that modules past the map's last block are not served (each bus
@@ -148,8 +151,9 @@ class ModbusTcpServer:
             log.info("Modbus-TCP server listening on %s:%d", *self.address)
             self.started.set()
             while True:
+                due = self._rendered_at + RENDER_INTERVAL_S - self._clock()
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(RENDER_INTERVAL_S):
+                    async with asyncio.timeout(min(max(due, 0.0), RENDER_INTERVAL_S)):
                         await watch.next()
                 self.tables()
                 self._close_idle(loop.time())

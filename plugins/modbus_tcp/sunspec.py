@@ -153,17 +153,20 @@ def make_evt1(view: BankView) -> int:
     evt = 0
     if not view.ok or any(not s.live for s in view.modules):
         evt |= 1 << EVT1_COMMUNICATION_ERROR
+    protections = warnings = faults = 0  # plain ints: IntFlag operators are slow
     for m in view.live:
         b = m.bms
-        if b is None:
-            continue
-        for alarm_bit, warning_bit, _, cond in EVT1_CONDITIONS:
-            if b.protections & cond:
-                evt |= 1 << alarm_bit
-            if b.warnings & cond:
-                evt |= 1 << warning_bit
-        if b.faults:
-            evt |= 1 << EVT1_OTHER_ALARM
+        if b is not None:
+            protections |= int(b.protections)
+            warnings |= int(b.warnings)
+            faults |= int(b.faults)
+    for alarm_bit, warning_bit, _, cond in EVT1_CONDITIONS:
+        if protections & cond:
+            evt |= 1 << alarm_bit
+        if warnings & cond:
+            evt |= 1 << warning_bit
+    if faults:
+        evt |= 1 << EVT1_OTHER_ALARM
     return evt
 
 

@@ -120,7 +120,7 @@ class Broker:
         self.port = free_port()
         self.log = self.dir / "mosquitto.log"
         lines = ["user root", "per_listener_settings false",
-                 f"persistence true", f"persistence_location {self.dir}/",
+                 "persistence true", f"persistence_location {self.dir}/",
                  "log_type all", f"log_dest file {self.log}",
                  f"listener {self.port} 127.0.0.1"]
         if pki is not None:

@@ -27,6 +27,7 @@ Answer classes carry their layout as ``LAYOUT`` (a ``ClassVar``) and may define
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -91,21 +92,57 @@ def _show(scale: Scale | None, raw: int | None) -> int | float | None:
     return (raw - scale.offset) / scale.divisor
 
 
+def read_int(cur: Cursor, size: int, signed: bool, unknown: int | None) -> int | None:
+    """One big-endian integer; ``unknown`` (compared raw) reads as None."""
+    pos = cur.pos
+    end = pos + size
+    data = cur.data
+    if end > len(data):
+        raise Short(end)
+    cur.pos = end
+    raw = int.from_bytes(data[pos:end], "big")
+    if raw == unknown:
+        return None
+    if signed and raw >> (8 * size - 1):
+        raw -= 1 << (8 * size)
+    return raw
+
+
+_STRUCT_CODES = {1: "B", 2: "H", 4: "I"}
+
+
+def read_ints(cur: Cursor, count: int, size: int, signed: bool, unknown: int | None
+              ) -> tuple[int | None, ...]:
+    """``count`` integers as :func:`read_int` reads them one by one, in one go; running
+    out raises :class:`Short` naming the end of the first integer that does not fit."""
+    if count == 0:
+        return ()
+    pos = cur.pos
+    data = cur.data
+    end = pos + count * size
+    if end > len(data):
+        raise Short(pos + size * (max(0, len(data) - pos) // size + 1))
+    code = _STRUCT_CODES.get(size)
+    if code is not None:
+        raws: tuple[int, ...] = struct.unpack_from(f">{count}{code}", data, pos)
+    else:
+        raws = tuple(int.from_bytes(data[i:i + size], "big") for i in range(pos, end, size))
+    cur.pos = end
+    if not signed and unknown is None:
+        return raws
+    bits = 8 * size
+    top = 1 << (bits - 1)
+    return tuple(None if raw == unknown else raw - (1 << bits) if signed and raw & top
+                 else raw for raw in raws)
+
+
 @dataclass(frozen=True, slots=True)
 class _Int:
-    """Reads and writes one integer (shared by the integer elements)."""
+    """Writes one integer (shared by the integer elements; :func:`read_int` reads it)."""
 
     size: int
     signed: bool
     unknown: int | None
-
-    def read(self, cur: Cursor) -> int | None:
-        raw = int.from_bytes(cur.take(self.size), "big")
-        if raw == self.unknown:
-            return None
-        if self.signed and raw >> (8 * self.size - 1):
-            raw -= 1 << (8 * self.size)
-        return raw
 
     def write(self, value: int | None, out: bytearray, name: str) -> None:
         if value is None:
@@ -150,7 +187,7 @@ class Num:
         return _Int(self.size, self.signed, self.unknown)
 
     def read(self, cur: Cursor, values: dict[str, Any], variant: int) -> None:
-        values[self.name] = self._int().read(cur)
+        values[self.name] = read_int(cur, self.size, self.signed, self.unknown)
 
     def write(self, obj: object, out: bytearray) -> None:
         self._int().write(getattr(obj, self.name), out, self.name)
@@ -179,8 +216,7 @@ class Counted:
 
     def read(self, cur: Cursor, values: dict[str, Any], variant: int) -> None:
         count = cur.take(1)[0] + self.extra
-        item = _Int(self.size, self.signed, self.unknown)
-        values[self.name] = tuple(item.read(cur) for _ in range(count))
+        values[self.name] = read_ints(cur, count, self.size, self.signed, self.unknown)
 
     def write(self, obj: object, out: bytearray) -> None:
         items = getattr(obj, self.name)
@@ -208,8 +244,7 @@ class Fixed:
     key: str | None = None
 
     def read(self, cur: Cursor, values: dict[str, Any], variant: int) -> None:
-        item = _Int(self.size, False, None)
-        values[self.name] = tuple(item.read(cur) for _ in range(self.count))
+        values[self.name] = read_ints(cur, self.count, self.size, False, None)
 
     def write(self, obj: object, out: bytearray) -> None:
         items = getattr(obj, self.name)
