@@ -25,7 +25,14 @@ from prometheus_client.registry import Collector
 from gateway.health import Figure
 from gateway.hub import age_snapshot
 from gateway.leds import derive_leds
-from gateway.model import BankSnapshot, ModuleReading, ModuleStatus
+from gateway.model import (
+    BackupEstimate,
+    BankSnapshot,
+    BankState,
+    ChargeLimits,
+    ModuleReading,
+    ModuleStatus,
+)
 
 MV = 1000.0
 MAH_TO_COULOMBS = 3.6  #: 1 mAh = 3.6 C
@@ -119,6 +126,43 @@ def _bank(f: _Families, snap: BankSnapshot) -> None:
                 "modules (1 Ah = 3600 C).", no, _coulombs(b.remaining_mah))
     f.put_gauge("bms_bank_full_charge_coulombs", "Full-charge capacity, sum over live "
                 "modules (1 Ah = 3600 C).", no, _coulombs(b.full_mah))
+
+
+def _limits(f: _Families, lim: ChargeLimits | None, fresh: bool) -> None:
+    """The charge_limits processor's figures; none from a snapshot gone stale since (the
+    hub stopped publishing): a scraper sees no current limit rather than an old one."""
+    if lim is None or not fresh:
+        return
+    no: dict[str, str] = {}
+    f.put_gauge("bms_charge_voltage_limit_volts", "Charge voltage limit (CVL) for the "
+                "rectifier (docs/charge_limits.md).", no, lim.cvl.value / 1000)
+    f.put_gauge("bms_charge_current_limit_amperes", "Charge current limit (CCL) the bank "
+                "can take now.", no, lim.ccl.value / 1000)
+    f.put_gauge("bms_discharge_current_limit_amperes", "Discharge current limit (DCL) the "
+                "bank can give now.", no, lim.dcl.value / 1000)
+    for name, limit in (("cvl", lim.cvl), ("ccl", lim.ccl), ("dcl", lim.dcl)):
+        f.put_gauge("bms_limit_cause", "What set each limit: the cause number of "
+                    "docs/charge_limits.md (1 capacity, 2 modules not live, ...).",
+                    {"limit": name}, int(limit.cause))
+
+
+def _backup(f: _Families, e: BackupEstimate | None) -> None:
+    """The backup_time processor's figures; unknown ones are not exported."""
+    if e is None:
+        return
+    no: dict[str, str] = {}
+    if e.state is not None:
+        f.put_gauge("bms_bank_on_battery", "1 while the bank discharges (the site is on "
+                    "battery), 0 otherwise (docs/backup_time.md).", no,
+                    1 if e.state is BankState.DISCHARGING else 0)
+    f.put_gauge("bms_bank_on_battery_seconds", "Seconds since the bank went on battery; 0 "
+                "while it is not.", no, e.seconds_on_battery)
+    f.put_gauge("bms_bank_time_to_eod_seconds", "Estimated time to the end-of-discharge "
+                "voltage at the present load; only while discharging.", no, e.seconds_to_eod)
+    f.put_gauge("bms_bank_time_to_full_seconds", "Estimated time to full at the present "
+                "charge current (a lower bound); only while charging.", no, e.seconds_to_full)
+    f.put_counter("bms_bank_discharges", "On-battery events recorded (the number of "
+                  "the newest discharge record).", no, e.record_last)
 
 
 def _buses(f: _Families, snap: BankSnapshot, now: float) -> None:
@@ -269,6 +313,8 @@ def make_metric_families(snapshot: BankSnapshot | None, now: float, *,
     f.put_gauge("bms_snapshot_sequence", "Sequence number of the newest snapshot (moves "
                 "whenever new data arrives).", {}, snap.seq)
     _bank(f, snap)
+    _limits(f, snap.charge_limits, fresh=snap is snapshot)
+    _backup(f, snap.backup)
     _buses(f, snap, now)
     status = StateSetMetricFamily("bms_module_status", "The quality of the module's data: "
                                   "ok, stale, offline or never_seen.", labels=MODULE_LABELS)

@@ -19,9 +19,13 @@ from gateway.hub import age_snapshot
 from gateway.leds import FAULT_CODE_TEXT, LedView, make_led_view
 from gateway.model import (
     Alarm,
+    BackupEstimate,
     BankSnapshot,
     BmsStatus,
     BusStatus,
+    ChargeLimits,
+    Limit,
+    LimitCause,
     LinkCounters,
     Location,
     ModuleReading,
@@ -191,6 +195,48 @@ def bank_figures(snap: BankSnapshot) -> dict[str, Any]:
     }
 
 
+def _limit_document(limit: Limit, unit: str) -> dict[str, Any]:
+    return {unit: limit.value, "cause": limit.cause.name.lower(), "reason": limit.reason,
+            "position": limit.position or None, "index": limit.index or None}
+
+
+def limits_document(lim: ChargeLimits | None, fresh: bool) -> dict[str, Any] | None:
+    """The charge_limits processor's CVL, CCL and DCL (docs/charge_limits.md). From a
+    snapshot gone stale since, the current limits read 0 with cause ``not_fresh``, as
+    SNMP and Modbus serve them: a controller following them stops."""
+    if lim is None:
+        return None
+    ccl, dcl = lim.ccl, lim.dcl
+    if not fresh:
+        ccl = dcl = Limit(value=0, cause=LimitCause.NOT_FRESH, reason="bank data not fresh")
+    return {"cvl": _limit_document(lim.cvl, "mv"), "ccl": _limit_document(ccl, "ma"),
+            "dcl": _limit_document(dcl, "ma"), "cutoff_mv": lim.cutoff_mv,
+            "eod_mv": lim.eod_mv, "modules_counted": lim.modules_counted if fresh else 0,
+            "modules_configured": lim.modules_configured, "rectifier_ma": lim.rectifier_ma}
+
+
+def backup_document(e: BackupEstimate | None) -> dict[str, Any] | None:
+    """The backup_time processor's figures (docs/backup_time.md); null where unknown."""
+    if e is None:
+        return None
+    return {
+        "state": None if e.state is None else e.state.name.lower(),
+        "on_battery_since": None if e.on_battery_since_wall_time is None
+        else iso(e.on_battery_since_wall_time),
+        "seconds_on_battery": e.seconds_on_battery, "seconds_to_eod": e.seconds_to_eod,
+        "limited_by": e.limited_by, "seconds_to_full": e.seconds_to_full,
+        "discharge_current_ma": e.discharge_current_ma, "record_last": e.record_last,
+        "records": [{"number": r.number, "start": iso(r.started_wall_time),
+                     "end": iso(r.ended_wall_time), "duration_s": r.duration_s,
+                     "delivered_mah": r.delivered_mah, "delivered_wh": r.delivered_wh,
+                     "soc_start_permille": r.soc_start_permille,
+                     "soc_end_permille": r.soc_end_permille,
+                     "voltage_min_mv": r.voltage_min_mv, "cell_min_mv": r.cell_min_mv,
+                     "temp_max_dc": r.temp_max_dc, "eod_reached": r.eod_reached}
+                    for r in e.records],
+    }
+
+
 def gateway_document(name: str, version: str, refresh_s: float) -> dict[str, Any]:
     return {"name": name, "version": version, "refresh_s": refresh_s}
 
@@ -208,6 +254,8 @@ def make_bank_document(snapshot: BankSnapshot | None, now: float, *,
         "snapshot": {"seq": snap.seq, "age_s": _age(now, snap.created_at),
                      "time": iso(snap.wall_time), "alarm_last_seq": snap.alarm_last_seq},
         "bank": bank_figures(snap),
+        "charge_limits": limits_document(snap.charge_limits, fresh=snap is snapshot),
+        "backup": backup_document(snap.backup),
         "buses": [bus_document(b, now) for b in snap.buses],
         "modules": [module_document(m, now, snap.alarms) for m in snap.modules],
         "alarms": [alarm_document(a, now) for a in snap.alarms],

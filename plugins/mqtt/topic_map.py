@@ -32,9 +32,12 @@ from gateway.model import (
     Alarm,
     AlarmCleared,
     AlarmRaised,
+    BackupEstimate,
     BankAggregates,
     BankSnapshot,
+    ChargeLimits,
     Event,
+    Limit,
     Location,
     ModuleReading,
     ModuleStatus,
@@ -180,10 +183,35 @@ def bank_values(b: BankAggregates) -> dict[str, Any]:
     }
 
 
+def _limit(limit: Limit, unit: str) -> dict[str, Any]:
+    return {unit: limit.value, "cause": limit.cause.name.lower(), "reason": limit.reason}
+
+
+def limits_values(lim: ChargeLimits | None) -> dict[str, Any] | None:
+    """The charge_limits processor's CVL, CCL and DCL (docs/charge_limits.md)."""
+    if lim is None:
+        return None
+    return {"cvl": _limit(lim.cvl, "mv"), "ccl": _limit(lim.ccl, "ma"),
+            "dcl": _limit(lim.dcl, "ma"), "cutoff_mv": lim.cutoff_mv, "eod_mv": lim.eod_mv,
+            "modules_counted": lim.modules_counted}
+
+
+def backup_values(e: BackupEstimate | None) -> dict[str, Any] | None:
+    """The backup_time processor's figures (docs/backup_time.md); null where unknown."""
+    if e is None:
+        return None
+    return {"state": None if e.state is None else e.state.name.lower(),
+            "seconds_on_battery": e.seconds_on_battery, "seconds_to_eod": e.seconds_to_eod,
+            "seconds_to_full": e.seconds_to_full, "limited_by": e.limited_by,
+            "record_last": e.record_last}
+
+
 def bank_state(snapshot: BankSnapshot, now: float) -> dict[str, Any]:
     wall_now = snapshot.wall_time + (now - snapshot.created_at)
     return {"time": iso_time(wall_now), **bank_values(snapshot.bank),
-            "alarms_active": len(snapshot.alarms), "alarm_last_seq": snapshot.alarm_last_seq}
+            "alarms_active": len(snapshot.alarms), "alarm_last_seq": snapshot.alarm_last_seq,
+            "charge_limits": limits_values(snapshot.charge_limits),
+            "backup": backup_values(snapshot.backup)}
 
 
 # ------------------------------------------------------------------------ alarms ---

@@ -131,3 +131,31 @@ def test_never_seen_modules_say_so_and_are_unavailable(clock):
     doc = json.loads(out["bms/site-1/bank1/3/state"].payload)
     assert (doc["status"], doc["age_s"], doc["values"]) == ("never_seen", None, {})
     assert out["bms/site-1/bank1/3/availability"].payload == b"offline"
+
+
+def test_the_bank_message_carries_the_limits_and_the_backup_estimate(clock):
+    import dataclasses
+
+    from gateway.model import BackupEstimate, BankState, ChargeLimits, Limit, LimitCause
+    from plugins.mqtt.topic_map import bank_state
+
+    snap = snapshot([module(1, now=clock.now), module(2, now=clock.now)], clock.now)
+    plain = bank_state(snap, clock.now)
+    assert plain["charge_limits"] is None and plain["backup"] is None  # no processor: null
+    limits = ChargeLimits(
+        computed_at=clock.now, cvl=Limit(value=53_250, cause=LimitCause.FLOAT, reason="float"),
+        ccl=Limit(value=0, cause=LimitCause.PROTECTION, reason="module 2 charge protection",
+                  position=2),
+        dcl=Limit(value=200_000, cause=LimitCause.CAPACITY, reason="1.0 C of 200 Ah"),
+        eod_mv=40_500, cutoff_mv=40_300, modules_counted=2, modules_configured=2,
+        capacity_mah=200_000, module_ccl_ma=20_000)
+    backup = BackupEstimate(state=BankState.CHARGING, seconds_on_battery=0,
+                            seconds_to_full=3600)
+    state = bank_state(dataclasses.replace(snap, charge_limits=limits, backup=backup),
+                       clock.now)
+    assert state["charge_limits"]["ccl"] == {"ma": 0, "cause": "protection",
+                                             "reason": "module 2 charge protection"}
+    assert state["backup"] == {"state": "charging", "seconds_on_battery": 0,
+                               "seconds_to_eod": None, "seconds_to_full": 3600,
+                               "limited_by": None, "record_last": 0}
+    json.dumps(state)  # the payload is JSON
