@@ -20,17 +20,15 @@ bounds what a burst can open meanwhile; past it the trim happens at once.
 "Idle" counts from the connection's last *complete* request (or its start), so bytes
 trickling in do not keep a slot; :func:`overdue` finds the connections whose started
 frame has not completed within the frame deadline. Sources outside ``allowed`` networks
-are refused before any of this (:func:`source_allowed`).
+are refused before any of this (:class:`gateway.access.AccessList`).
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 GRACE_S = 0.2  #: a new connection's time to send its request before idleness is judged
 HARD_CAP_FACTOR = 16  #: beyond max_connections x this (256 by default) the trim is at once
 K = TypeVar("K")
@@ -49,20 +47,6 @@ class Slot(Generic[K]):
     def new(self, now: float) -> bool:
         """Still within its grace period: not judged yet."""
         return now - self.connected_at < GRACE_S
-
-
-def source_allowed(source: str, allowed: Sequence[Network] | None) -> bool:
-    """True if ``allowed`` is None (no list: everyone) or a network holds ``source``.
-    An IPv4 client on an IPv6 socket (``::ffff:a.b.c.d``) is matched as IPv4."""
-    if allowed is None:
-        return True
-    try:
-        address = ipaddress.ip_address(source.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address.version == net.version and address in net for net in allowed)
 
 
 def surplus(slots: Iterable[Slot[K]], *, max_connections: int, max_per_source: int,

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from gateway.access import AccessList
 from gateway.health import Figure
 from gateway.hub import Hub
 from gateway.model import ModuleReading
@@ -34,7 +35,6 @@ from plugins.modbus_tcp.admission import (
     HARD_CAP_FACTOR,
     Slot,
     overdue,
-    source_allowed,
     surplus,
 )
 from plugins.modbus_tcp.live_tables import LiveTables
@@ -82,6 +82,7 @@ class ModbusTcpServer:
         self._connections: set[_Connection] = set()
         self._evicting = False
         self._trim_pending: asyncio.TimerHandle | None = None
+        self._sources = AccessList(settings.allowed_sources)
         self._beyond_logged = False
         self.counters = ServerCounters()
         self.address: tuple[str, int] | None = None  #: where it listens, once started
@@ -199,7 +200,7 @@ class ModbusTcpServer:
         ``GRACE_S`` so that a client whose request is already on its way is judged by it
         (a burst past the hard cap is trimmed at once)."""
         s = self.settings
-        if not source_allowed(conn.slot.source, s.allowed_sources):
+        if not self._sources.allows(conn.slot.source):
             self.counters.refused += 1
             log.debug("Modbus-TCP connection from %s refused: not in allowed_sources",
                       conn.peer)

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
+from gateway.access import AccessList
 from gateway.health import Figure
 from gateway.hub import Hub
 from plugins.snmp_agent import ber, oid_map
-from plugins.snmp_agent.access import AccessList
 from plugins.snmp_agent.endpoint import AgentCounters
 from plugins.snmp_agent.notifier import Notifier
 from plugins.snmp_agent.oid_map import BankOptions, EngineInfo, Syntax, SystemInfo, Variable

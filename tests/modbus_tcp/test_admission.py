@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from plugins.modbus_tcp.admission import Slot, overdue, source_allowed, surplus
+from gateway.access import AccessList
+from plugins.modbus_tcp.admission import Slot, overdue, surplus
 
 
 def slots(*spec):
@@ -63,15 +64,13 @@ def nets(*text):
     return [ipaddress.ip_network(t) for t in text]
 
 
-def test_source_allowed():
-    allowed = nets("127.0.0.1/32", "10.20.0.0/16", "2001:db8::/32")
-    assert source_allowed("127.0.0.1", allowed)
-    assert not source_allowed("127.0.0.2", allowed)
-    assert source_allowed("10.20.7.9", allowed)
-    assert source_allowed("2001:db8::5", allowed)
-    assert not source_allowed("2001:db9::5", allowed)
-    assert source_allowed("::ffff:10.20.1.1", allowed)  # IPv4 client on an IPv6 socket
-    assert source_allowed("fe80::1%eth0", nets("fe80::/10"))
-    assert not source_allowed("not an address", allowed)
-    assert not source_allowed("10.0.0.1", [])
-    assert source_allowed("192.0.2.1", None)
+def test_the_access_list_the_server_uses():
+    allowed = AccessList(nets("127.0.0.1/32", "10.20.0.0/16", "2001:db8::/32"))
+    assert allowed.allows("127.0.0.1") and allowed.allows("10.20.7.9")
+    assert not allowed.allows("127.0.0.2") and not allowed.allows("2001:db9::5")
+    assert allowed.allows("2001:db8::5")
+    assert allowed.allows("::ffff:10.20.1.1")  # IPv4 client on an IPv6 socket
+    assert AccessList(nets("fe80::/10")).allows("fe80::1%eth0")
+    assert not allowed.allows("not an address")
+    assert not AccessList([]).allows("10.0.0.1")
+    assert AccessList(None).allows("192.0.2.1")

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from plugins.snmp_agent.access import AccessList
+from gateway.access import AccessList
 
 NETS = [ipaddress.ip_network("10.20.0.0/16"), ipaddress.ip_network("2001:db8::/32"),
         ipaddress.ip_network("127.0.0.1/32")]

@@ -1,8 +1,9 @@
-"""Source access lists of the ``snmp_agent``: which manager addresses may use the v2c
-community or a v3 user (``allowed_sources``). Pure: no sockets.
+"""Source access lists: which client addresses a north plugin serves
+(``allowed_sources`` of the SNMP agent's community and v3 users, and of the Modbus
+server). Pure: no sockets; in the core because every listener needs the same rule.
 
-A refused request is dropped without an answer, as snmpd drops a community used from
-an address its ``rocommunity`` line does not allow; the agent counts it (docs/snmp.md).
+What a refused client gets is the plugin's to decide (the SNMP agent drops the request
+as snmpd does, the Modbus server closes the connection), and each counts it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ _CACHE_SIZE = 256  #: addresses remembered per list; a flood of new ones only co
 
 
 class AccessList:
-    """Networks a source address must lie in; ``None`` networks allow everyone.
+    """Networks a source address must lie in; ``None`` networks allow everyone, an empty
+    list nobody.
 
     An IPv4 manager reaching an IPv6 socket (``::ffff:a.b.c.d``) is matched against the
     IPv4 networks; a scope (``fe80::1%eth0``) is ignored. Verdicts are cached per
