@@ -31,6 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from snmp_request import get_request  # noqa: E402
+
 TARGET_MIB = 40.0
 REQUESTS = 10_000
 V3_GETS = 50
@@ -65,6 +68,7 @@ def dump(signum, frame):
         f.write("modules " + " ".join(sorted({m.split('.')[0] for m in sys.modules})) + "\n")
 signal.signal(signal.SIGUSR1, dump)
 from gateway.cli import main
+
 sys.argv[0] = "bms-gateway"
 sys.exit(main())
 """
@@ -108,28 +112,8 @@ alarms: {{}}
     return path
 
 
-def _oid_bytes(oid: tuple[int, ...]) -> bytes:
-    out = bytearray((oid[0] * 40 + oid[1],))
-    for arc in oid[2:]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        out += bytes(reversed(chunk))
-    return bytes(out)
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    assert len(content) < 128
-    return bytes((tag, len(content))) + content
-
-
 def snmp_get(sock: socket.socket, reqid: int) -> bytes:
-    varbinds = _tlv(0x30, _tlv(0x30, _tlv(0x06, _oid_bytes(CELL_OID)) + b"\x05\x00"))
-    pdu = _tlv(0xA0, b"\x02\x04" + reqid.to_bytes(4, "big") + b"\x02\x01\x00\x02\x01\x00"
-               + varbinds)
-    sock.send(_tlv(0x30, b"\x02\x01\x01" + _tlv(0x04, COMMUNITY.encode()) + pdu))
+    sock.send(get_request(CELL_OID, reqid, COMMUNITY.encode()))
     return sock.recv(2048)
 
 

@@ -30,6 +30,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from snmp_request import get_request  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PACKS = 15
@@ -43,27 +46,8 @@ def free_port(kind: int) -> int:
         return s.getsockname()[1]
 
 
-def _oid_bytes(oid: tuple[int, ...]) -> bytes:
-    out = bytearray((oid[0] * 40 + oid[1],))
-    for arc in oid[2:]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        out += bytes(reversed(chunk))
-    return bytes(out)
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    assert len(content) < 128
-    return bytes((tag, len(content))) + content
-
-
 def get_latencies(port: int, seconds: float) -> list[float]:
     """Seconds per GetRequest/Response, one in flight, for ``seconds``."""
-    varbinds = _tlv(0x30, _tlv(0x30, _tlv(0x06, _oid_bytes(CELL_OID)) + b"\x05\x00"))
-    head = b"\x02\x01\x01" + _tlv(0x04, b"public")
     out: list[float] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(2)
@@ -72,9 +56,9 @@ def get_latencies(port: int, seconds: float) -> list[float]:
         n = 0
         while time.perf_counter() < end:
             reqid = (0x10000000 + n).to_bytes(4, "big")
-            pdu = _tlv(0xA0, b"\x02\x04" + reqid + b"\x02\x01\x00\x02\x01\x00" + varbinds)
+            request = get_request(CELL_OID, 0x10000000 + n)
             t0 = time.perf_counter()
-            sock.send(_tlv(0x30, head + pdu))
+            sock.send(request)
             answer = sock.recv(2048)
             out.append(time.perf_counter() - t0)
             if reqid not in answer or b"\xa2" not in answer:

@@ -40,6 +40,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from snmp_request import get_request  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 COMMUNITY = "public"
 V3 = ("bench", "authpass12345", "privpass12345")
@@ -180,27 +183,8 @@ def cpu_per_request(pid: int, tool_args: list[str], target: str, oid: str,
     return (cpu_s(pid) - before) / (repeats * count), count
 
 
-def _oid_bytes(oid: tuple[int, ...]) -> bytes:
-    out = bytearray((oid[0] * 40 + oid[1],))
-    for arc in oid[2:]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        out += bytes(reversed(chunk))
-    return bytes(out)
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    assert len(content) < 128
-    return bytes((tag, len(content))) + content
-
-
 def get_rate(port: int, oid: tuple[int, ...]) -> float:
     """GetRequests per second with one in flight, for GET_SECONDS."""
-    varbinds = _tlv(0x30, _tlv(0x30, _tlv(0x06, _oid_bytes(oid)) + b"\x05\x00"))
-    head = b"\x02\x01\x01" + _tlv(0x04, COMMUNITY.encode())
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(2)
     sock.connect(("127.0.0.1", port))
@@ -209,9 +193,7 @@ def get_rate(port: int, oid: tuple[int, ...]) -> float:
     t0 = time.perf_counter()
     while time.perf_counter() < end:
         reqid = 0x10000000 + n
-        pdu = _tlv(0xA0, b"\x02\x04" + reqid.to_bytes(4, "big") + b"\x02\x01\x00\x02\x01\x00"
-                   + varbinds)
-        sock.send(_tlv(0x30, head + pdu))
+        sock.send(get_request(oid, reqid, COMMUNITY.encode()))
         answer = sock.recv(2048)
         if answer.find(reqid.to_bytes(4, "big")) < 0 or b"\xa2" not in answer:
             raise RuntimeError("unexpected answer")
