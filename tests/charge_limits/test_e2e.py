@@ -72,10 +72,11 @@ class Gateway:
 
     def bank(self) -> dict[str, int | None] | None:
         """The bank block over mbpoll (FC03), decoded; None while the server is not up."""
-        # the bank block is longer than one read (125 registers): read it in pieces
+        # the bank block is longer than one read (125 registers): read it in two, the
+        # limits in one read of their own so that they come from one snapshot
         chunks = []
-        for start in range(0, rm.BANK_BLOCK.length, 125):
-            count = min(125, rm.BANK_BLOCK.length - start)
+        first = BANK["cvl_mv"]
+        for start, count in ((0, first), (first, rm.BANK_BLOCK.length - first)):
             part = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(self.modbus_port), "-0", "-1",
                                   "-a", "1", "-r", str(start), "-c", str(count), "-t", "4",
                                   "-o", "2", "127.0.0.1"], capture_output=True, text=True, timeout=20)
