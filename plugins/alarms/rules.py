@@ -222,9 +222,10 @@ def _s(seconds: int) -> str:
     return f"{seconds} s"
 
 
-#: (position, telemetry) -> (the settings they were observed with, the observations)
-_VALUES: dict[tuple[int, object], tuple[object, dict[Key, Observation]]] = {}
-_VALUES_MAX = 4096
+#: position -> (the settings, the telemetry, the observations of its values): the
+#: latest per module only, so the memo stays as small as the bank
+_VALUES: dict[int, tuple[object, object, dict[Key, Observation]]] = {}
+_VALUES_MAX = 1024  #: positions remembered (a bank has at most a few hundred)
 
 
 class _Observer:
@@ -275,10 +276,9 @@ class _Observer:
         the same: the poller publishes after each module, so most snapshots change one
         module and the others' observations are what they were (a pure function's
         memo: nothing here depends on the time)."""
-        key = (m.position, m.telemetry)
-        hit = _VALUES.get(key)
-        if hit is not None and hit[0] is self.s:
-            self.obs.update(hit[1])
+        hit = _VALUES.get(m.position)
+        if hit is not None and hit[0] is self.s and hit[1] == m.telemetry:
+            self.obs.update(hit[2])
             return
         outer, self.obs = self.obs, {}
         try:
@@ -288,7 +288,7 @@ class _Observer:
         outer.update(found)
         if len(_VALUES) >= _VALUES_MAX:
             _VALUES.clear()
-        _VALUES[key] = (self.s, found)
+        _VALUES[m.position] = (self.s, m.telemetry, found)
 
     def _on(self, kind: str) -> Threshold | None:
         rule = self.s.threshold(kind)
