@@ -325,31 +325,54 @@ def _placed(snapshot: BankSnapshot, bus_numbers: Mapping[str, int]
 def make_entities(snapshot: BankSnapshot | None, *, bus_numbers: Mapping[str, int],
                   gateway_name: str, software_version: str) -> tuple[Entity, ...]:
     """The entPhysicalTable rows for ``snapshot``, sorted by entPhysicalIndex."""
+    out = _fixed_entities(snapshot, bus_numbers=bus_numbers, gateway_name=gateway_name,
+                          software_version=software_version)
+    if snapshot is not None:
+        for n, index, m in _placed(snapshot, bus_numbers):
+            out.extend(module_entities(n, index, m))
+    out.sort(key=lambda e: e.index)
+    return tuple(out)
+
+
+def _fixed_entities(snapshot: BankSnapshot | None, *, bus_numbers: Mapping[str, int],
+                    gateway_name: str, software_version: str) -> list[Entity]:
+    """The chassis and the buses' containers."""
     out = [Entity(chassis_index(), f"bms-gateway {software_version}: RS485 gateway for a "
                   "48 V LiFePO4 battery bank", 0, CLASS_CHASSIS, -1, gateway_name,
                   vendor_type=SYS_OBJECT_ID, software=software_version,
                   model_name="bms-gateway")]
     if snapshot is not None:
         names = {b.name for b in snapshot.buses} | {m.bus for m in snapshot.modules}
-        for name in names:
+        for name in sorted(names):
             n = bus_numbers.get(name)
             if n is not None and 1 <= n <= 255:
                 out.append(Entity(bus_index(n), f"RS485 bus {name}", chassis_index(),
                                   CLASS_CONTAINER, n, f"bus {name}"))
-        for n, index, m in _placed(snapshot, bus_numbers):
-            ident = m.identity
-            where = f"module {m.position} ({m.bus} address {m.address})"
-            model = ident.model if ident is not None and ident.model else None
-            out.append(Entity(
-                index, f"{model or 'battery module'}, {where}", bus_index(n), CLASS_MODULE,
-                m.address, f"module {m.position}",
-                firmware=(ident.firmware or "") if ident else "",
-                serial=(ident.serial or "") if ident else "",
-                mfg_name=(ident.manufacturer or "") if ident else "",
-                model_name=model or "", is_fru=True))
-            out.extend(_module_sensors(m, index, where))
-    out.sort(key=lambda e: e.index)
-    return tuple(out)
+    return out
+
+
+def module_entities(n: int, index: int, m: ModuleReading) -> list[Entity]:
+    """One module's entity (on bus number ``n``, entPhysicalIndex ``index``) and its
+    sensors."""
+    ident = m.identity
+    where = f"module {m.position} ({m.bus} address {m.address})"
+    model = ident.model if ident is not None and ident.model else None
+    return [Entity(index, f"{model or 'battery module'}, {where}", bus_index(n), CLASS_MODULE,
+                   m.address, f"module {m.position}",
+                   firmware=(ident.firmware or "") if ident else "",
+                   serial=(ident.serial or "") if ident else "",
+                   mfg_name=(ident.manufacturer or "") if ident else "",
+                   model_name=model or "", is_fru=True),
+            *_module_sensors(m, index, where)]
+
+
+def module_entities_key(n: int, index: int, m: ModuleReading) -> tuple:
+    """What :func:`module_entities` depends on: equal keys, equal entities."""
+    t = m.telemetry
+    shape = None if t is None else (min(len(t.cell_mv), MAX_CELLS),
+                                    t.temp_roles[:min(len(t.temp_dc), MAX_TEMPS)],
+                                    min(len(t.temp_dc), MAX_TEMPS))
+    return (n, index, m.position, m.bus, m.address, m.identity, shape)
 
 
 def advance_state(state: ViewState, entities: tuple[Entity, ...],
@@ -589,6 +612,9 @@ class StandardViews:
         self.state = ViewState()
         self._physical: tuple[tuple[Entity, ...], list[Variable]] | None = None
         self._sensors: dict[int, tuple[ModuleReading, float, list[Variable]]] = {}
+        self._module_entities: dict[int, tuple[tuple, list[Entity]]] = {}
+        self._entities_made: tuple[list[Entity], list[list[Entity]],
+                                   tuple[Entity, ...]] | None = None
 
     def variables(self, snapshot: BankSnapshot | None, *, now: float, started_at: float,
                   bus_numbers: Mapping[str, int], gateway_name: str) -> list[Variable]:
@@ -613,11 +639,11 @@ class StandardViews:
         part of sensors per module, kept while the module reads the same."""
         if snapshot is not None:
             snapshot = age_snapshot(snapshot, now)
-        entities = make_entities(snapshot, bus_numbers=bus_numbers, gateway_name=gateway_name,
-                                 software_version=self.software_version)
+        placed = [] if snapshot is None else _placed(snapshot, bus_numbers)
+        entities = self._entities(snapshot, placed, bus_numbers, gateway_name)
         self.state = advance_state(self.state, entities, snapshot, now=now,
                                    started_at=started_at)
-        if self._physical is None or self._physical[0] != entities:
+        if self._physical is None or self._physical[0] is not entities:
             self._physical = (entities, make_physical_variables(entities))
         change = (0 if self.state.last_change_at is None
                   else timestamp_ticks(self.state.last_change_at, started_at))
@@ -631,7 +657,7 @@ class StandardViews:
         if snapshot is None:
             return parts
         kept: dict[int, tuple[ModuleReading, float, list[Variable]]] = {}
-        for _, index, m in _placed(snapshot, bus_numbers):
+        for _, index, m in placed:
             cached = self._sensors.get(index)
             if cached is None or cached[1] != started_at or cached[0] != m:
                 cached = (m, started_at, make_sensor_variables(
@@ -640,6 +666,34 @@ class StandardViews:
             parts.append((("sensors", index), cached[2]))
         self._sensors = kept
         return parts
+
+    def _entities(self, snapshot: BankSnapshot | None,
+                  placed: list[tuple[int, int, ModuleReading]], bus_numbers: Mapping[str, int],
+                  gateway_name: str) -> tuple[Entity, ...]:
+        """:func:`make_entities` for :meth:`parts`, kept between snapshots: a module's
+        entities are made again only when what they show changed (identity, cell and
+        sensor count, place), and the same tuple is returned while nothing did, so that
+        neither the entity table nor entLastChangeTime is touched by a mere reading."""
+        fixed = _fixed_entities(snapshot, bus_numbers=bus_numbers, gateway_name=gateway_name,
+                                software_version=self.software_version)
+        lists: list[list[Entity]] = []
+        kept: dict[int, tuple[tuple, list[Entity]]] = {}
+        for n, index, m in placed:
+            key = module_entities_key(n, index, m)
+            cached = self._module_entities.get(index)
+            if cached is None or cached[0] != key:
+                cached = (key, module_entities(n, index, m))
+            kept[index] = cached
+            lists.append(cached[1])
+        self._module_entities = kept
+        previous = self._entities_made
+        if (previous is not None and previous[0] == fixed and len(previous[1]) == len(lists)
+                and all(a is b for a, b in zip(previous[1], lists))):
+            return previous[2]
+        entities = tuple(sorted((*fixed, *(e for es in lists for e in es)),
+                                key=lambda e: e.index))
+        self._entities_made = (fixed, lists, entities)
+        return entities
 
 
 def insert_standard(table: list[Variable], standard: list[Variable]) -> list[Variable]:

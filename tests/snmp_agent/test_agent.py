@@ -189,6 +189,38 @@ def test_columns_that_come_and_go_rebuild_and_serve_as_from_scratch(bank_hub, ba
     assert served(table) == from_scratch(agent, bank_clock.now)
 
 
+def test_a_reading_keeps_the_entity_table_and_an_identity_change_remakes_it(
+        bank_hub, bank_clock, bank):
+    """entPhysicalTable is made again only when what it shows changes (a new serial),
+    never for a new reading; either way the table serves what a fresh build would."""
+    from plugins.snmp_agent import standard_mibs as sm
+
+    agent = make_agent(bank_hub, bank_clock)
+    agent.table()
+    physical = agent._standard._physical
+    modules = bank.make_modules(bank_clock.now)
+    t = modules[0].telemetry
+    modules[0] = dataclasses.replace(modules[0], telemetry=dataclasses.replace(
+        t, current_ma=t.current_ma - 7))
+    bank_hub.update("rs485_bms", modules=modules, buses=bank.make_buses(bank_clock.now))
+    table = agent.table()
+    assert agent._standard._physical is physical
+    assert served(table) == from_scratch(agent, bank_clock.now)
+
+    m = modules[0]
+    modules[0] = dataclasses.replace(m, identity=dataclasses.replace(m.identity,
+                                                                     serial="SWAPPED01"))
+    bank_clock.now += 1.0
+    bank_hub.update("rs485_bms", modules=modules, buses=bank.make_buses(bank_clock.now))
+    table = agent.table()
+    assert agent._standard._physical is not physical
+    serial = sm.PHYS_SERIAL_NUM.oid + (sm.module_index(agent._bus_numbers[m.bus], m.address),)
+    assert table.variable(table.positions[serial]).value == b"SWAPPED01"
+    change = table.variable(table.positions[sm.ENT_LAST_CHANGE_TIME.oid + (0,)]).value
+    assert change > 0
+    assert served(table) == from_scratch(agent, bank_clock.now)
+
+
 def test_live_data_turning_stale_by_age_updates_the_table_without_a_snapshot(
         bank_hub, bank_clock, bank):
     modules = [dataclasses.replace(m, stale_after_s=30.0)
