@@ -729,7 +729,10 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
     to_raise: list[tuple[Key, Observation, Tracker]] = []
     to_clear: list[tuple[Key, Tracker, str, Observation | None]] = []
     confirmed: list[tuple[Key, Tracker]] = []
-    keys = sorted(set(observations) | {k for k in trackers if k[0] != catalog.STORM})
+    # a key with neither a tracker nor a raise level has nothing to start or to stop:
+    # of the hundreds observed per snapshot only those few are walked (same order)
+    keys = sorted({k for k, o in observations.items() if o.level is Level.RAISE}
+                  | {k for k in trackers if k[0] != catalog.STORM})
     for key in keys:
         tracker = trackers.get(key, Tracker())
         obs = observations.get(key)
