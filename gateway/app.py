@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import pluggy
 
+from gateway.collector import keep_collector
 from gateway.config import ConfigError, GatewayConfig
 from gateway.health import Health
 from gateway.hub import Hub
@@ -189,6 +190,9 @@ class Gateway:
                         tasks[role].append(tg.create_task(_run_component(comp),
                                                           name=comp.name))
                 ticker = tg.create_task(self.hub.tick(), name="hub-tick")
+                collector = tg.create_task(
+                    keep_collector(lambda: self.hub.latest is not None),
+                    name="garbage-collector")
                 tg.create_task(self._systemd_notify(stop), name="systemd-notify")
                 waiters = [asyncio.ensure_future(stop.wait())]
                 if shutdown_trigger is not None:
@@ -205,6 +209,7 @@ class Gateway:
                     if role == "south":
                         # nothing new: the alarms stay as the last data left them
                         ticker.cancel()
+                        collector.cancel()
                         await self._flush()
         except BaseExceptionGroup as group:
             # a component that cannot listen: that one error, not the group's traceback
