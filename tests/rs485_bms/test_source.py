@@ -43,3 +43,48 @@ def test_another_master_on_the_line_is_warned_about_once(caplog):
     p.session.counters.foreign_requests = 5
     p._note_foreign_requests()
     assert caplog.text.count("bus a: another master is polling on this line") == 1
+
+
+def test_modules_polled_close_together_go_out_in_one_deferred_publish():
+    """A fast bus publishes after a module at most every PUBLISH_EVERY_S: the first at
+    once, the next ones together when the interval has passed, and an explicit publish
+    (a cycle's end) at once, taking the deferred one with it."""
+    import asyncio
+
+    from plugins.rs485_bms.poller.source import PUBLISH_EVERY_S
+
+    now = {"t": T0}
+    hub = Hub(clock=lambda: now["t"], wall_clock=lambda: 0.0)
+    settings = BusSettings(name="a", port="socket://127.0.0.1:1", addresses="1-3")
+    links = [ModuleLink(bus="a", address=p, position=p) for p in (1, 2, 3)]
+    p = BusPoller(settings, links, hub=hub, stale_after_s=30, clock=lambda: now["t"])
+    p.state.connected = True
+
+    async def scenario() -> list[int]:
+        seqs = []
+        p._module_polled()  # the first: at once
+        seqs.append(hub.latest.seq)
+        now["t"] += PUBLISH_EVERY_S / 4
+        links[1].succeeded(now["t"], Telemetry(cell_mv=(3300,), voltage_mv=3300), None)
+        p._module_polled()  # too soon: held
+        now["t"] += PUBLISH_EVERY_S / 4
+        p._module_polled()  # still held, and no second timer
+        seqs.append(hub.latest.seq)
+        assert p._publish_later is not None
+        now["t"] += PUBLISH_EVERY_S
+        await asyncio.sleep(PUBLISH_EVERY_S * 1.5)  # the deferred publish fires
+        seqs.append(hub.latest.seq)
+        assert hub.latest.module(2).is_live  # what was held went out
+        now["t"] += PUBLISH_EVERY_S
+        p._module_polled()  # the interval has passed: at once again
+        seqs.append(hub.latest.seq)
+        now["t"] += 0.01
+        p._module_polled()  # held ...
+        p.publish()  # ... until a cycle's end publishes, which takes it along
+        seqs.append(hub.latest.seq)
+        assert p._publish_later is None
+        await asyncio.sleep(PUBLISH_EVERY_S * 1.5)
+        seqs.append(hub.latest.seq)  # nothing more went out
+        return seqs
+
+    assert asyncio.run(scenario()) == [1, 1, 2, 3, 4, 4]

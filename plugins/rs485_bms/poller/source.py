@@ -5,7 +5,11 @@ first seen and every ``identity_interval_s``; or, in ``master`` mode, the two FF
 requests to the group master. With ``addresses: auto`` the addresses where no module is
 known are probed at the start and every ``discover_interval_s``. Every outcome updates the module's :class:`~.link.ModuleLink`
 and its counters; after each module (not only at the end of a cycle) the bus's part of
-the bank is published to the hub, so north plugins see fresh data as soon as it exists.
+the bank is published to the hub, so north plugins see fresh data as soon as it exists:
+at once, or, on a fast bus, at most every :data:`PUBLISH_EVERY_S` (the modules polled
+in between go out together), so that the processors and the north tables, which do
+their work per snapshot, do not take the event loop 40 times a second per bus. The end
+of a cycle and every change of the port's state are published at once.
 
 Device trouble never escapes: a timeout, a garbled frame or a dropped port is counted,
 logged when a state changes, and retried; the port is reopened with back-off while the
@@ -50,6 +54,10 @@ BITS_PER_BYTE = 10  # 8N1
 
 def wire_time_s(nbytes: int, baud: int) -> float:
     return nbytes * BITS_PER_BYTE / baud
+
+
+#: per-module publishes of one bus are at least this far apart (a cycle's end is not held)
+PUBLISH_EVERY_S = 0.2
 
 
 @dataclass
@@ -101,6 +109,8 @@ class BusPoller:
         self._adr0_logged: set[int] = set()  #: addresses whose ADR-00 answers were logged
         #: records the bus's bytes when its settings ask for a capture (docs/polling.md)
         self.recorder = make_recorder(settings)
+        self._published_at = float("-inf")
+        self._publish_later: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ publishing --
     @property
@@ -125,13 +135,26 @@ class BusPoller:
         return BusPolling.MASTER_FALLBACK if self._fallback else BusPolling.MASTER
 
     def publish(self) -> None:
+        if self._publish_later is not None:
+            self._publish_later.cancel()
+            self._publish_later = None
         now = self.clock()
+        self._published_at = now
         self.hub.update(
             self.name,
             modules=[link.reading(now, stale_after_s=self.stale_after_s,
                                   transport_up=self.state.connected)
                      for link in self.links if link.present],
             buses=[self.bus_status()])
+
+    def _module_polled(self) -> None:
+        """Publish after a module: now, or when :data:`PUBLISH_EVERY_S` has passed
+        since the last publish (one deferred publish carries every module since)."""
+        wait = self._published_at + PUBLISH_EVERY_S - self.clock()
+        if wait <= 0:
+            self.publish()
+        elif self._publish_later is None:
+            self._publish_later = asyncio.get_running_loop().call_later(wait, self.publish)
 
     def _count(self, link: ModuleLink | None, **inc: int) -> None:
         if link is not None:
@@ -193,6 +216,9 @@ class BusPoller:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.settings.reconnect_max_s)
         finally:
+            if self._publish_later is not None:  # stopped: nothing goes out after
+                self._publish_later.cancel()
+                self._publish_later = None
             if transport is not None:
                 await transport.close()
             if self.recorder is not None:
@@ -433,7 +459,7 @@ class BusPoller:
             log.info("bus %s: found a module at address %d (module %d)", self.settings.name,
                      link.address, link.position)
             await self._poll_module(transport, link)
-            self.publish()
+            self._module_polled()
         self._next_discovery = self.clock() + self.settings.discover_interval_s
 
     async def _poll_identity(self, transport: SerialTransport, link: ModuleLink) -> None:
@@ -455,7 +481,7 @@ class BusPoller:
         for link in self.links:
             if link.present and link.due(self.clock()):
                 await self._poll_module(transport, link)
-                self.publish()
+                self._module_polled()
 
     async def _poll_master(self, transport: SerialTransport) -> None:
         """``master`` mode: the FF requests to the group master; after
