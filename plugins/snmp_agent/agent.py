@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,12 +47,15 @@ from plugins.snmp_agent.table_keeper import TableKeeper
 
 if TYPE_CHECKING:
     from gateway.app import GatewayContext
+    from gateway.model import BankSnapshot
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "snmp_agent_engine.json"
 _BOOTS_MAX = 2**31 - 1
 _BOOTS_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z
+#: the table task lets the event loop run requests after this much work
+SLICE_S = 0.0005
 REQUEST_PDUS = frozenset((ber.GET_REQUEST, ber.GET_NEXT_REQUEST, ber.GET_BULK_REQUEST,
                           ber.SET_REQUEST))
 
@@ -157,6 +160,7 @@ class SnmpAgent:
         self._v3: Any = None
         self._table_key: tuple[int, int] | None = None
         self._table_until = float("inf")  #: when a served status next turns stale by age
+        self._keeping = False  #: the table task runs (requests take the table as kept)
         self._module_rows = oid_map.ModuleRowsCache()
         self._generation = 0
         self._bus_numbers: dict[str, int] = {}
@@ -304,38 +308,73 @@ class SnmpAgent:
     def table(self) -> Table:
         """The table for now: brought up to date on a new snapshot, new settings, or when
         a served module's data turns stale by age (ages themselves are read per request).
-        The agent's run loop calls it as each snapshot arrives, so a request rarely does."""
+        While the agent runs, its own task does this as each snapshot arrives
+        (:meth:`_keep_table`) and requests are answered from the table as kept."""
+        due = self._due()
+        if due is not None:
+            snap, now, key = due
+            chunks = self._parts(snap, now)
+            self._apply([p for chunk in chunks for p in chunk], key, snap, now)
+        assert self._keeper.table is not None
+        return self._keeper.table
+
+    def _due(self) -> tuple[BankSnapshot | None, float, tuple[int, int]] | None:
+        """(snapshot, now, key) when the table must be brought up to date, else None."""
         snap = self._hub.latest
         now = self._clock()
         key = (snap.seq if snap is not None else -1, self._generation)
         if key != self._table_key or now > self._table_until or self._keeper.table is None:
-            if snap is not None:
-                self._bus_numbers = oid_map.assign_bus_numbers(self._bus_numbers, snap)
-            parts: list[oid_map.Part] = [("system", oid_map.make_system_variables(
-                self._system, now=now, started_at=self._options.started_at,
-                counters=self.counter_values()))]
-            parts += self._standard.parts(snap, now=now, started_at=self.started_at,
-                                          bus_numbers=self._bus_numbers,
-                                          gateway_name=self._system.name)
-            parts += oid_map.make_bank_parts(
-                snap, now=now, bus_numbers=self._bus_numbers, options=self._options,
-                notifications=self.notifier.delivery_counts(), modules=self._module_rows)
-            engine = self.engine_info()
-            if engine is not None:
-                parts.append(("engine", oid_map.make_engine_variables(engine)))
-            self._keeper.update(parts)
-            self._table_key = key
-            self._table_until = oid_map.stale_by_age_at(snap, now)
-        assert self._keeper.table is not None
-        return self._keeper.table
+            return snap, now, key
+        return None
+
+    def _parts(self, snap: BankSnapshot | None, now: float) -> Iterator[list[oid_map.Part]]:
+        """The table's parts for ``snap`` at ``now``, in chunks: the system group, the
+        standard views' head and one chunk per module, the BMS scalars and one chunk per
+        module row, the engine group (pure until applied; only caches move on)."""
+        if snap is not None:
+            self._bus_numbers = oid_map.assign_bus_numbers(self._bus_numbers, snap)
+        yield [("system", oid_map.make_system_variables(
+            self._system, now=now, started_at=self._options.started_at,
+            counters=self.counter_values()))]
+        yield from self._standard.iter_parts(snap, now=now, started_at=self.started_at,
+                                             bus_numbers=self._bus_numbers,
+                                             gateway_name=self._system.name)
+        yield from oid_map.iter_bank_parts(
+            snap, now=now, bus_numbers=self._bus_numbers, options=self._options,
+            notifications=self.notifier.delivery_counts(), modules=self._module_rows)
+        engine = self.engine_info()
+        if engine is not None:
+            yield [("engine", oid_map.make_engine_variables(engine))]
+
+    def _apply(self, parts: list[oid_map.Part], key: tuple[int, int],
+               snap: BankSnapshot | None, now: float) -> None:
+        self._keeper.update(parts)
+        self._table_key = key
+        self._table_until = oid_map.stale_by_age_at(snap, now)
 
     async def _keep_table(self) -> None:
         """Bring the table up to date as each snapshot arrives, off the request path, and
-        when a module's data turns stale by age."""
+        when a module's data turns stale by age. The parts are made a chunk at a time
+        with the event loop free in between (requests are answered from the table as it
+        was); the table itself changes in one step, so an answer never mixes two
+        snapshots."""
         watch = self._hub.watch()
+        self._keeping = True
         try:
             while True:
-                self.table()
+                due = self._due()
+                if due is not None:
+                    snap, now, key = due
+                    base = self._table_key
+                    parts: list[oid_map.Part] = []
+                    sliced_at = time.perf_counter()
+                    for chunk in self._parts(snap, now):
+                        parts += chunk
+                        if time.perf_counter() - sliced_at >= SLICE_S:
+                            await asyncio.sleep(0)  # let waiting requests in
+                            sliced_at = time.perf_counter()
+                    if self._table_key == base:  # else a request brought it up to date
+                        self._apply(parts, key, snap, now)
                 wait = self._table_until - self._clock()
                 if wait == float("inf"):
                     await watch.next()
@@ -344,11 +383,22 @@ class SnmpAgent:
                     async with asyncio.timeout(max(0.0, wait) + 0.001):
                         await watch.next()
         finally:
+            self._keeping = False
             watch.close()
+
+    def _serving(self) -> Table:
+        """The table a request is answered from: as kept by :meth:`_keep_table` while it
+        runs (a snapshot published this instant is in the next answer), else brought up
+        to date here. Either way a module whose data has outlived its stale age is never
+        served live: past that moment the request brings the table up to date itself."""
+        table = self._keeper.table
+        if self._keeping and table is not None and self._clock() <= self._table_until:
+            return table
+        return self.table()
 
     def process(self, pdu_type: int, oids: list[tuple[int, ...]], non_repeaters: int,
                 max_repetitions: int, budget: int) -> tuple[Table, Outcome]:
-        table = self.table()
+        table = self._serving()
         try:
             outcome = respond(table, pdu_type, oids, non_repeaters=non_repeaters,
                               max_repetitions=max_repetitions, budget=budget)

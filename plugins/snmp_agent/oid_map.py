@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -905,8 +905,18 @@ def make_bank_parts(snapshot: BankSnapshot | None, *, now: float,
     """The BMS-GATEWAY-MIB subtree for ``snapshot`` at monotonic time ``now``, in
     parts (see :func:`make_bank_variables`). With ``modules``, unchanged module rows
     are the same list objects as last time."""
+    return [p for chunk in iter_bank_parts(snapshot, now=now, bus_numbers=bus_numbers,
+                                           options=options, notifications=notifications,
+                                           modules=modules) for p in chunk]
+
+
+def iter_bank_parts(snapshot: BankSnapshot | None, *, now: float,
+                    bus_numbers: Mapping[str, int], options: BankOptions,
+                    notifications: tuple[int, int] | None = None,
+                    modules: ModuleRowsCache | None = None) -> Iterator[list[Part]]:
+    """:func:`make_bank_parts` in chunks (the scalars, each module row, the rest), for
+    the agent to make them with the event loop free in between."""
     cache = modules if modules is not None else ModuleRowsCache()
-    parts: list[Part] = []
     rows = _Rows()
     if snapshot is None:
         rows.put(GW_SOFTWARE_VERSION, (0,), options.software_version)
@@ -920,15 +930,17 @@ def make_bank_parts(snapshot: BankSnapshot | None, *, now: float,
     if notifications is not None:
         rows.put(GW_NOTIFICATIONS_SENT, (0,), notifications[0])
         rows.put(GW_NOTIFICATIONS_DROPPED, (0,), notifications[1])
-    parts.append(("gateway", rows.items))
     if snapshot is None:
-        return parts
+        yield [("gateway", rows.items)]
+        return
+    parts: list[Part] = [("gateway", rows.items)]
     rows = _Rows()
     _bank(rows, snapshot)
     parts.append(("bank", rows.items))
     rows = _Rows()
     _buses(rows, snapshot, now, bus_numbers)
     parts.append(("buses", rows.items))
+    yield parts
     seen: set[tuple[int, int]] = set()
     for m in snapshot.modules:
         n = bus_numbers.get(m.bus)
@@ -938,15 +950,15 @@ def make_bank_parts(snapshot: BankSnapshot | None, *, now: float,
         if idx in seen:  # a duplicate address: the first position keeps the row
             continue
         seen.add(idx)
-        parts.append((("module", *idx), cache.rows(m, idx, now, options)))
+        yield [(("module", *idx), cache.rows(m, idx, now, options))]
     cache.keep_only(seen)
     rows = _Rows()
     _alarms(rows, snapshot, options)
-    parts.append(("alarms", rows.items))
+    parts = [("alarms", rows.items)]
     rows = _Rows()
     _backup(rows, snapshot, bus_numbers)
     parts.append(("backup", rows.items))
-    return parts
+    yield parts
 
 
 def make_bank_variables(snapshot: BankSnapshot | None, *, now: float,

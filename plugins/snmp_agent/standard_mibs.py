@@ -28,7 +28,7 @@ the agent started has no entities.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.hub import age_snapshot
@@ -508,25 +508,38 @@ def module_readings(m: ModuleReading, index: int, now: float) -> list[Reading]:
     return out
 
 
-def make_sensor_variables(readings: Iterable[Reading], *, started_at: float
-                          ) -> list[Variable]:
-    """entPhySensorTable for ``readings`` (sorted by index), sorted by OID."""
-    cols = [_Column(o) for o in (SENSOR_TYPE, SENSOR_SCALE, SENSOR_PRECISION, SENSOR_VALUE,
-                                 SENSOR_OPER_STATUS, SENSOR_UNITS_DISPLAY,
-                                 SENSOR_VALUE_TIMESTAMP, SENSOR_VALUE_UPDATE_RATE)]
-    c_type, c_scale, c_prec, c_value, c_status, c_units, c_stamp, c_rate = cols
+#: the entPhySensorTable columns that follow the reading, and those fixed by the sensor
+SENSOR_DYNAMIC = (SENSOR_VALUE, SENSOR_OPER_STATUS, SENSOR_VALUE_TIMESTAMP)
+SENSOR_ALL = (SENSOR_TYPE, SENSOR_SCALE, SENSOR_PRECISION, SENSOR_VALUE, SENSOR_OPER_STATUS,
+              SENSOR_UNITS_DISPLAY, SENSOR_VALUE_TIMESTAMP, SENSOR_VALUE_UPDATE_RATE)
+SENSOR_STATIC = tuple(o for o in SENSOR_ALL if o not in SENSOR_DYNAMIC)
+
+
+def make_sensor_variables(readings: Iterable[Reading], *, started_at: float,
+                          columns: Sequence[ObjectType] = SENSOR_ALL) -> list[Variable]:
+    """entPhySensorTable for ``readings`` (sorted by index), sorted by OID; only
+    ``columns`` (in OID order) when given."""
+    cols = {o.oid: _Column(o) for o in columns}
+    none = _Column(SENSOR_TYPE)  # a column not asked for: filled, never returned
+    c_type, c_scale, c_prec, c_value, c_status, c_units, c_stamp, c_rate = (
+        cols.get(o.oid, none) for o in SENSOR_ALL)
+    static = SENSOR_STATIC[0].oid in cols
+    dynamic = SENSOR_DYNAMIC[0].oid in cols
     for r in readings:
         i = r.index
-        kind, scale, precision, units = r.kind
-        c_type.put(i, kind)
-        c_scale.put(i, scale)
-        c_prec.put(i, precision)
-        c_value.put(i, r.value)
-        c_status.put(i, r.status)
-        c_units.put(i, units)
-        c_stamp.put(i, 0 if r.updated_at is None else timestamp_ticks(r.updated_at, started_at))
-        c_rate.put(i, 0)  # 0: the agent does not know the update rate (RFC 3433)
-    return [v for col in cols for v in col.items]
+        if static:
+            kind, scale, precision, units = r.kind
+            c_type.put(i, kind)
+            c_scale.put(i, scale)
+            c_prec.put(i, precision)
+            c_units.put(i, units)
+            c_rate.put(i, 0)  # 0: the agent does not know the update rate (RFC 3433)
+        if dynamic:
+            c_value.put(i, r.value)
+            c_status.put(i, r.status)
+            c_stamp.put(i, 0 if r.updated_at is None
+                        else timestamp_ticks(r.updated_at, started_at))
+    return [v for col in cols.values() for v in col.items]
 
 
 def _round_div(value: int, divisor: int) -> int:
@@ -612,6 +625,7 @@ class StandardViews:
         self.state = ViewState()
         self._physical: tuple[tuple[Entity, ...], list[Variable]] | None = None
         self._sensors: dict[int, tuple[ModuleReading, float, list[Variable]]] = {}
+        self._sensor_static: dict[int, tuple[tuple, float, list[Variable]]] = {}
         self._module_entities: dict[int, tuple[tuple, list[Entity]]] = {}
         self._entities_made: tuple[list[Entity], list[list[Entity]],
                                    tuple[Entity, ...]] | None = None
@@ -635,8 +649,19 @@ class StandardViews:
     def parts(self, snapshot: BankSnapshot | None, *, now: float, started_at: float,
               bus_numbers: Mapping[str, int], gateway_name: str) -> list[Part]:
         """:meth:`variables` as parts for the agent's table keeper: the UPS group, the
-        entity table (the same list while the entities stay), entLastChangeTime, and one
-        part of sensors per module, kept while the module reads the same."""
+        entity table (the same list while the entities stay), entLastChangeTime, and per
+        module two parts of sensors: the columns fixed by the sensor (kept while the
+        module's shape stays) and those that follow the reading (kept while the module
+        reads the same)."""
+        return [p for chunk in self.iter_parts(snapshot, now=now, started_at=started_at,
+                                               bus_numbers=bus_numbers,
+                                               gateway_name=gateway_name) for p in chunk]
+
+    def iter_parts(self, snapshot: BankSnapshot | None, *, now: float, started_at: float,
+                   bus_numbers: Mapping[str, int], gateway_name: str
+                   ) -> Iterator[list[Part]]:
+        """:meth:`parts` in chunks: the head, then one chunk per module, so that the
+        agent can let requests in between (the work is pure until the last chunk)."""
         if snapshot is not None:
             snapshot = age_snapshot(snapshot, now)
         placed = [] if snapshot is None else _placed(snapshot, bus_numbers)
@@ -647,25 +672,31 @@ class StandardViews:
             self._physical = (entities, make_physical_variables(entities))
         change = (0 if self.state.last_change_at is None
                   else timestamp_ticks(self.state.last_change_at, started_at))
-        parts: list[Part] = [
+        yield [
             ("ups", make_ups_variables(snapshot, self.state, started_at=started_at,
                                        thresholds_known=self.thresholds_known)),
             ("entities", self._physical[1]),
             ("entity-change", [Variable(ENT_LAST_CHANGE_TIME.oid + (0,), Syntax.TIMETICKS,
                                         change)]),
         ]
-        if snapshot is None:
-            return parts
         kept: dict[int, tuple[ModuleReading, float, list[Variable]]] = {}
-        for _, index, m in placed:
+        kept_static: dict[int, tuple[tuple, float, list[Variable]]] = {}
+        for n, index, m in placed:
             cached = self._sensors.get(index)
+            shape = module_entities_key(n, index, m)
+            fixed = self._sensor_static.get(index)
+            readings = None
+            if fixed is None or fixed[0] != shape or fixed[1] != started_at:
+                readings = module_readings(m, index, now)
+                fixed = (shape, started_at, make_sensor_variables(
+                    readings, started_at=started_at, columns=SENSOR_STATIC))
             if cached is None or cached[1] != started_at or cached[0] != m:
+                readings = readings or module_readings(m, index, now)
                 cached = (m, started_at, make_sensor_variables(
-                    module_readings(m, index, now), started_at=started_at))
-            kept[index] = cached
-            parts.append((("sensors", index), cached[2]))
-        self._sensors = kept
-        return parts
+                    readings, started_at=started_at, columns=SENSOR_DYNAMIC))
+            kept[index], kept_static[index] = cached, fixed
+            yield [(("sensor-kinds", index), fixed[2]), (("sensors", index), cached[2])]
+        self._sensors, self._sensor_static = kept, kept_static
 
     def _entities(self, snapshot: BankSnapshot | None,
                   placed: list[tuple[int, int, ModuleReading]], bus_numbers: Mapping[str, int],

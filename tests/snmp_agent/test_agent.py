@@ -221,6 +221,48 @@ def test_a_reading_keeps_the_entity_table_and_an_identity_change_remakes_it(
     assert served(table) == from_scratch(agent, bank_clock.now)
 
 
+def test_while_the_table_task_runs_requests_are_answered_in_between_its_chunks(
+        bank_hub, bank_clock, bank, monkeypatch):
+    """The table task makes a new snapshot's parts over several loop iterations; a
+    request meanwhile is answered from the table as it was, and the new values appear in
+    one step, as a fresh build would serve them."""
+    import asyncio
+
+    from plugins.snmp_agent import agent as agent_module
+
+    agent = make_agent(bank_hub, bank_clock)
+    current_oid = om.MOD_CURRENT.oid + (1, 1)
+    monkeypatch.setattr(agent_module, "SLICE_S", 0.0)  # a slice after every chunk
+
+    async def scenario() -> int:
+        task = asyncio.ensure_future(agent._keep_table())
+        for _ in range(100):  # the first table
+            await asyncio.sleep(0)
+            if agent._table_key is not None:
+                break
+        table = agent._serving()
+        before = table.variable(table.positions[current_oid]).value
+        modules = bank.make_modules(bank_clock.now)
+        t = modules[0].telemetry
+        modules[0] = dataclasses.replace(modules[0], telemetry=dataclasses.replace(
+            t, current_ma=t.current_ma - 7))
+        bank_hub.update("rs485_bms", modules=modules, buses=bank.make_buses(bank_clock.now))
+        turns = 0
+        while agent._table_key[0] != bank_hub.latest.seq:
+            served_now = agent._serving()  # a request: never brings the table up to date
+            assert served_now.variable(served_now.positions[current_oid]).value == before
+            turns += 1
+            await asyncio.sleep(0)
+        table = agent._serving()
+        assert table.variable(table.positions[current_oid]).value == before - 7
+        assert served(table) == from_scratch(agent, bank_clock.now)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return turns
+
+    assert asyncio.run(scenario()) > 2  # the head, one chunk per module, the bank
+
+
 def test_live_data_turning_stale_by_age_updates_the_table_without_a_snapshot(
         bank_hub, bank_clock, bank):
     modules = [dataclasses.replace(m, stale_after_s=30.0)
