@@ -287,6 +287,11 @@ class RecordingTransport:
         self.recorder.received(data)
         return data
 
+    async def read_frame(self, first_wait_s: float, *, gap_s: float, limit_s: float) -> bytes:
+        data = await self.inner.read_frame(first_wait_s, gap_s=gap_s, limit_s=limit_s)
+        self.recorder.received(data)
+        return data
+
     async def discard_input(self) -> int:
         """As the port's own, but the dropped bytes are recorded too."""
         n = 0

@@ -310,7 +310,9 @@ class BusPoller:
             self._answered = False
             while self.session.outstanding is not None:
                 wait = (self.session.deadline or 0.0) - self.clock()
-                data = await transport.read(wait) if wait > 0 else b""
+                data = (await transport.read_frame(
+                    wait, gap_s=s.byte_timeout_ms / 1000,
+                    limit_s=hard_deadline - self.clock()) if wait > 0 else b"")
                 if data:
                     self._bytes += len(data)
                     # bytes are flowing: a long answer may take longer than the timeout
