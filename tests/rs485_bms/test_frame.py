@@ -145,3 +145,14 @@ def test_chksum():
         parse_frame(data)
     assert (caught.value.expected, caught.value.actual) == (0xFD30, 0xFD31)
     assert caught.value.code == "chksum_mismatch"
+
+
+def test_the_expected_length_comes_from_the_length_field():
+    from plugins.rs485_bms.protocol.frame import expected_frame_bytes
+
+    wire = encode_frame(Frame(ver=0x25, adr=1, cid1=0x46, cid2=0x00, info=bytes(range(37))))
+    assert expected_frame_bytes(wire[:13]) == len(wire)
+    assert expected_frame_bytes(wire) == len(wire)
+    assert expected_frame_bytes(wire[:12]) is None  # LENGTH not complete
+    assert expected_frame_bytes(b"x" + wire[1:13]) is None  # no SOI
+    assert expected_frame_bytes(wire[:9] + b"00G0") is None  # LENGTH not hex

@@ -17,7 +17,7 @@ import time
 
 import serial
 
-from plugins.rs485_bms.protocol.frame import EOI
+from plugins.rs485_bms.protocol.frame import EOI, SOI, expected_frame_bytes
 
 _CHUNK = 8192  # more than the longest legal frame (18 + 4095 bytes)
 
@@ -98,11 +98,11 @@ class SerialTransport:
         through the event loop; now it is one."""
         port = self._require()
         return await self._call(self._read_frame, port, max(0.0, first_wait_s), gap_s,
-                                max(0.0, limit_s))
+                                max(0.0, limit_s), 10 / self.baud)
 
     @staticmethod
     def _read_frame(port: serial.SerialBase, first_wait: float, gap: float,
-                    limit: float) -> bytes:
+                    limit: float, byte_s: float) -> bytes:
         deadline = time.monotonic() + limit
         port.timeout = first_wait
         first = port.read(1)
@@ -114,7 +114,13 @@ class SerialTransport:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            port.timeout = min(gap, remaining)
+            # once the header is in, the rest takes a known time on the wire: sleep
+            # through it rather than wake for every byte or two (8N1: 10 bits a byte)
+            soi = data.rfind(SOI)
+            expected = expected_frame_bytes(data[soi:]) if soi >= 0 else None
+            if expected is not None and expected > len(data) - soi:
+                time.sleep(min((expected - (len(data) - soi) - 1) * byte_s, remaining))
+            port.timeout = min(gap, max(0.0, deadline - time.monotonic()))
             more = port.read(1)
             if not more:
                 break  # the line went quiet: the session decides what the bytes were

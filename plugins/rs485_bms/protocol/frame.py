@@ -80,6 +80,19 @@ def encode_frame(frame: Frame) -> bytes:
     return SOI + chars + f"{frame_checksum(chars):04X}".encode("ascii") + EOI
 
 
+def expected_frame_bytes(head: bytes) -> int | None:
+    """How many bytes the frame starting ``head`` (at its ``~``) has on the wire, ``~``
+    and CR included, read from its LENGTH field; None while ``head`` is shorter than the
+    header or is no frame header. A hint for reading, never a check: the parser checks
+    LENGTH's own checksum."""
+    if len(head) < 1 + HEADER_CHARS or not head.startswith(SOI):
+        return None
+    field = head[9:1 + HEADER_CHARS]
+    if field.translate(None, _HEX_DIGITS):
+        return None
+    return FRAME_OVERHEAD + (int(field, 16) & MAX_LENID)
+
+
 def parse_frame(data: bytes) -> Frame:
     """Parse one frame, ``~`` to CR (the CR may be missing).
 
