@@ -88,3 +88,31 @@ def test_modules_polled_close_together_go_out_in_one_deferred_publish():
         return seqs
 
     assert asyncio.run(scenario()) == [1, 1, 2, 3, 4, 4]
+
+
+def test_a_deferred_publish_waits_for_the_module_being_polled():
+    """The interval may end while a module is half polled (its counters moved, its new
+    reading not yet in): that module's end publishes, never its middle."""
+    import asyncio
+
+    from plugins.rs485_bms.poller.source import PUBLISH_EVERY_S
+
+    now = {"t": T0}
+    hub = Hub(clock=lambda: now["t"], wall_clock=lambda: 0.0)
+    p = poller("a", [1, 2], hub)
+    p.clock = lambda: now["t"]
+
+    async def scenario() -> list[int]:
+        seqs = []
+        p._module_polled()
+        seqs.append(hub.latest.seq)
+        p._module_polled()  # held: a timer is set
+        p._in_module = True  # the timer fires in the middle of the next module
+        await asyncio.sleep(PUBLISH_EVERY_S * 1.5)
+        seqs.append(hub.latest.seq)
+        p._in_module = False
+        p._module_polled()  # that module's end: the held publish goes out now
+        seqs.append(hub.latest.seq)
+        return seqs
+
+    assert asyncio.run(scenario()) == [1, 1, 2]

@@ -111,6 +111,8 @@ class BusPoller:
         self.recorder = make_recorder(settings)
         self._published_at = float("-inf")
         self._publish_later: asyncio.TimerHandle | None = None
+        self._publish_due = False  #: a deferred publish waits for the module being polled
+        self._in_module = False  #: a module's transactions are under way
 
     # ------------------------------------------------------------------ publishing --
     @property
@@ -138,6 +140,7 @@ class BusPoller:
         if self._publish_later is not None:
             self._publish_later.cancel()
             self._publish_later = None
+        self._publish_due = False
         now = self.clock()
         self._published_at = now
         self.hub.update(
@@ -149,12 +152,22 @@ class BusPoller:
 
     def _module_polled(self) -> None:
         """Publish after a module: now, or when :data:`PUBLISH_EVERY_S` has passed
-        since the last publish (one deferred publish carries every module since)."""
+        since the last publish (one deferred publish carries every module since). A
+        deferred publish never goes out while a module is half polled (its counters
+        moved, its reading not yet): then it waits for the end of that module."""
         wait = self._published_at + PUBLISH_EVERY_S - self.clock()
-        if wait <= 0:
+        if wait <= 0 or self._publish_due:
             self.publish()
         elif self._publish_later is None:
-            self._publish_later = asyncio.get_running_loop().call_later(wait, self.publish)
+            self._publish_later = asyncio.get_running_loop().call_later(
+                wait, self._publish_between_modules)
+
+    def _publish_between_modules(self) -> None:
+        self._publish_later = None
+        if self._in_module:
+            self._publish_due = True  # at the end of this module
+        else:
+            self.publish()
 
     def _count(self, link: ModuleLink | None, **inc: int) -> None:
         if link is not None:
@@ -397,6 +410,14 @@ class BusPoller:
             await asyncio.sleep(gap)
 
     async def _poll_module(self, transport: SerialTransport, link: ModuleLink) -> None:
+        self._in_module = True
+        try:
+            await self._poll_module_transactions(transport, link)
+        finally:
+            self._in_module = False
+
+    async def _poll_module_transactions(self, transport: SerialTransport,
+                                        link: ModuleLink) -> None:
         adr = link.address
         d = self.dialect
         telemetry = status = None
