@@ -373,8 +373,15 @@ class SnmpAgent:
                         if time.perf_counter() - sliced_at >= SLICE_S:
                             await asyncio.sleep(0)  # let waiting requests in
                             sliced_at = time.perf_counter()
+                    plan = self._keeper.plan(parts)
+                    for _ in plan.steps():
+                        if time.perf_counter() - sliced_at >= SLICE_S:
+                            await asyncio.sleep(0)
+                            sliced_at = time.perf_counter()
                     if self._table_key == base:  # else a request brought it up to date
-                        self._apply(parts, key, snap, now)
+                        self._keeper.commit(plan)
+                        self._table_key = key
+                        self._table_until = oid_map.stale_by_age_at(snap, now)
                 wait = self._table_until - self._clock()
                 if wait == float("inf"):
                     await watch.next()

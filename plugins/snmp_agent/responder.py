@@ -75,10 +75,20 @@ class Table:
 
     def patch(self, i: int, v: Variable) -> None:
         """Serve ``v`` at position ``i`` (the same OID) from now on."""
+        self.put(i, v, self.encoding(i, v))
+
+    def encoding(self, i: int, v: Variable) -> bytes | None:
+        """What :meth:`put` keeps for ``v`` at position ``i``: its encoded varbind, or
+        None where the value is read per request (a live value, an age)."""
+        if i in self._live or isinstance(v.value, Elapsed):
+            return None
+        return ber.encode_varbind(v.oid, v.syntax, v.value)
+
+    def put(self, i: int, v: Variable, encoded: bytes | None) -> None:
+        """Serve ``v``, encoded in advance by :meth:`encoding`, at position ``i``."""
         assert v.oid == self.oids[i]
         self.variables[i] = v
-        live = i in self._live or isinstance(v.value, Elapsed)
-        self.encoded[i] = None if live else ber.encode_varbind(v.oid, v.syntax, v.value)
+        self.encoded[i] = encoded
 
     def variable(self, i: int) -> Variable:
         fn = self._live.get(i)

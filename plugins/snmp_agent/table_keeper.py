@@ -22,7 +22,7 @@ place is safe because a request is answered in one go on the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from plugins.snmp_agent.oid_map import Part, Variable
 from plugins.snmp_agent.responder import OID, Table
@@ -43,26 +43,28 @@ class TableKeeper:
         self.patched = 0  #: variables patched in place
 
     def update(self, parts: Sequence[Part]) -> Table:
+        plan = self.plan(parts)
+        for _ in plan.steps():
+            pass
+        return self.commit(plan)
+
+    def plan(self, parts: Sequence[Part]) -> Plan:
+        """What :meth:`commit` will do for ``parts``, worked out by :meth:`Plan.steps`
+        (a step per changed part; the table is not touched until the commit)."""
+        return Plan(self, parts)
+
+    def commit(self, plan: Plan) -> Table:
+        """Apply a plan whose steps are done, in one go. The table must not have changed
+        since the plan was made (the agent checks it)."""
+        if plan.rebuild:
+            return self._rebuild(plan.parts)
         table = self.table
-        if table is None or [k for k, _ in parts] != self._keys:
-            return self._rebuild(parts)
-        patches: list[tuple[list[int], list[Variable], list[Variable]]] = []
-        for key, items in parts:
-            old, positions = self._parts[key]
-            if items is old:
-                continue
-            if len(items) != len(old) or any(a.oid != b.oid for a, b in zip(items, old)):
-                return self._rebuild(parts)
-            patches.append((positions, old, items))
-        for positions, old, items in patches:
-            for i, a, b in zip(positions, old, items):
-                if a != b:
-                    table.patch(i, b)
-                    self.patched += 1
-        for key, items in parts:
-            old, positions = self._parts[key]
-            if items is not old:
-                self._parts[key] = (items, positions)
+        assert table is not None and plan.done
+        for i, v, encoded in plan.patches:
+            table.put(i, v, encoded)
+        self.patched += len(plan.patches)
+        for key, items, positions in plan.replaced:
+            self._parts[key] = (items, positions)
         return table
 
     def _rebuild(self, parts: Sequence[Part]) -> Table:
@@ -79,3 +81,37 @@ class TableKeeper:
     def invalidate(self) -> None:
         """Rebuild at the next update (new settings)."""
         self.table = None
+
+
+class Plan:
+    """The patches that bring the keeper's table to a list of parts, or the verdict that
+    the table must be built again (OIDs came or went)."""
+
+    def __init__(self, keeper: TableKeeper, parts: Sequence[Part]) -> None:
+        self.keeper = keeper
+        self.parts = parts
+        self.rebuild = keeper.table is None or [k for k, _ in parts] != keeper._keys
+        self.patches: list[tuple[int, Variable, bytes | None]] = []
+        self.replaced: list[tuple[object, list[Variable], list[int]]] = []
+        self.done = self.rebuild
+
+    def steps(self) -> Iterator[None]:
+        """Compare each changed part with the last and encode what changed; yields after
+        each, so that the caller may let requests in between."""
+        if self.done:
+            return
+        keeper, table = self.keeper, self.keeper.table
+        assert table is not None
+        for key, items in self.parts:
+            old, positions = keeper._parts[key]
+            if items is old:
+                continue
+            if len(items) != len(old) or any(a.oid != b.oid for a, b in zip(items, old)):
+                self.rebuild = True
+                break
+            for i, a, b in zip(positions, old, items):
+                if a != b:
+                    self.patches.append((i, b, table.encoding(i, b)))
+            self.replaced.append((key, items, positions))
+            yield
+        self.done = True
