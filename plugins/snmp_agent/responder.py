@@ -22,13 +22,14 @@ objects (SNMPv3 through pysnmp); sizes are always counted in encoded BER octets.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from plugins.snmp_agent import ber
 from plugins.snmp_agent.oid_map import OBJECT_OIDS, Elapsed, Variable, resolve
 
 OID = tuple[int, ...]
+BUILD_STEP = 1000  #: variables per step of :meth:`Table.building`
 Item = int | tuple[OID, int]
 """A response varbind: an index into the table, or (name, exception tag)."""
 
@@ -50,6 +51,27 @@ class Table:
                  objects: Iterable[OID] = OBJECT_OIDS,
                  clock: Callable[[], float] | None = None,
                  reuse: Table | None = None) -> None:
+        for _ in self._build(variables, live=live, objects=objects, clock=clock,
+                             reuse=reuse):
+            pass
+
+    @classmethod
+    def building(cls, variables: Sequence[Variable], *,
+                 live: Mapping[OID, Callable[[], Variable]] | None = None,
+                 objects: Iterable[OID] = OBJECT_OIDS,
+                 clock: Callable[[], float] | None = None,
+                 reuse: Table | None = None) -> tuple[Table, Iterator[None]]:
+        """A table and the steps that build it (a step per :data:`BUILD_STEP`
+        variables): the same table as the constructor's once the steps are done,
+        ``reuse`` only read, so that a caller can serve the old table meanwhile."""
+        table = cls.__new__(cls)
+        return table, table._build(variables, live=live, objects=objects, clock=clock,
+                                   reuse=reuse)
+
+    def _build(self, variables: Sequence[Variable], *,
+               live: Mapping[OID, Callable[[], Variable]] | None,
+               objects: Iterable[OID], clock: Callable[[], float] | None,
+               reuse: Table | None) -> Iterator[None]:
         live = live or {}
         self.variables = list(variables)
         self.oids = [v.oid for v in self.variables]
@@ -59,8 +81,11 @@ class Table:
         self._clock = clock
         self._live = {self.positions[oid]: fn for oid, fn in live.items() if oid in self.positions}
         self.encoded: list[bytes | None] = [None] * len(self.variables)
+        self.objects = objects if isinstance(objects, frozenset) else frozenset(objects)
         old = reuse.positions if reuse is not None else {}
         for i, v in enumerate(self.variables):
+            if i % BUILD_STEP == BUILD_STEP - 1:
+                yield
             if i in self._live or isinstance(v.value, Elapsed):
                 continue
             j = old.get(v.oid)
@@ -68,7 +93,6 @@ class Table:
                 self.encoded[i] = reuse.encoded[j]
             else:
                 self.encoded[i] = ber.encode_varbind(v.oid, v.syntax, v.value)
-        self.objects = objects if isinstance(objects, frozenset) else frozenset(objects)
 
     def __len__(self) -> int:
         return len(self.oids)

@@ -56,26 +56,18 @@ class TableKeeper:
     def commit(self, plan: Plan) -> Table:
         """Apply a plan whose steps are done, in one go. The table must not have changed
         since the plan was made (the agent checks it)."""
-        if plan.rebuild:
-            return self._rebuild(plan.parts)
+        assert plan.done
+        if plan.built is not None:
+            self.table, self._parts, self._keys = plan.built
+            self.rebuilds += 1
+            return self.table
         table = self.table
-        assert table is not None and plan.done
+        assert table is not None
         for i, v, encoded in plan.patches:
             table.put(i, v, encoded)
         self.patched += len(plan.patches)
         for key, items, positions in plan.replaced:
             self._parts[key] = (items, positions)
-        return table
-
-    def _rebuild(self, parts: Sequence[Part]) -> Table:
-        variables = sorted((v for _, items in parts for v in items), key=lambda v: v.oid)
-        extra = {} if self._objects is None else {"objects": self._objects}
-        table = Table(variables, live=self._live, clock=self._clock, reuse=self.table, **extra)
-        self._parts = {key: (items, [table.positions[v.oid] for v in items])
-                       for key, items in parts}
-        self._keys = [k for k, _ in parts]
-        self.table = table
-        self.rebuilds += 1
         return table
 
     def invalidate(self) -> None:
@@ -84,8 +76,8 @@ class TableKeeper:
 
 
 class Plan:
-    """The patches that bring the keeper's table to a list of parts, or the verdict that
-    the table must be built again (OIDs came or went)."""
+    """The patches that bring the keeper's table to a list of parts or, where OIDs came
+    or went, the new table, built beside the one served."""
 
     def __init__(self, keeper: TableKeeper, parts: Sequence[Part]) -> None:
         self.keeper = keeper
@@ -93,25 +85,45 @@ class Plan:
         self.rebuild = keeper.table is None or [k for k, _ in parts] != keeper._keys
         self.patches: list[tuple[int, Variable, bytes | None]] = []
         self.replaced: list[tuple[object, list[Variable], list[int]]] = []
-        self.done = self.rebuild
+        self.built: tuple[Table, dict[object, tuple[list[Variable], list[int]]],
+                          list[object]] | None = None
+        self.done = False
 
     def steps(self) -> Iterator[None]:
-        """Compare each changed part with the last and encode what changed; yields after
-        each, so that the caller may let requests in between."""
-        if self.done:
-            return
+        """Compare each changed part with the last and encode what changed, or build
+        the new table; yields between steps of about a millisecond or less, so that the
+        caller may let requests in."""
         keeper, table = self.keeper, self.keeper.table
-        assert table is not None
-        for key, items in self.parts:
-            old, positions = keeper._parts[key]
-            if items is old:
-                continue
-            if len(items) != len(old) or any(a.oid != b.oid for a, b in zip(items, old)):
-                self.rebuild = True
-                break
-            for i, a, b in zip(positions, old, items):
-                if a != b:
-                    self.patches.append((i, b, table.encoding(i, b)))
-            self.replaced.append((key, items, positions))
-            yield
+        if not self.rebuild:
+            assert table is not None
+            for key, items in self.parts:
+                old, positions = keeper._parts[key]
+                if items is old:
+                    continue
+                if len(items) != len(old) or any(a.oid != b.oid for a, b in zip(items, old)):
+                    self.rebuild = True
+                    break
+                for i, a, b in zip(positions, old, items):
+                    if a != b:
+                        self.patches.append((i, b, table.encoding(i, b)))
+                self.replaced.append((key, items, positions))
+                yield
+        if self.rebuild:
+            yield from self._build()
         self.done = True
+
+    def _build(self) -> Iterator[None]:
+        """Sort again, every unchanged varbind keeping its encoding (``reuse``)."""
+        keeper = self.keeper
+        variables = sorted((v for _, items in self.parts for v in items), key=lambda v: v.oid)
+        yield
+        extra = {} if keeper._objects is None else {"objects": keeper._objects}
+        table, steps = Table.building(variables, live=keeper._live, clock=keeper._clock,
+                                      reuse=keeper.table, **extra)
+        yield from steps
+        parts: dict[object, tuple[list[Variable], list[int]]] = {}
+        for n, (key, items) in enumerate(self.parts, start=1):
+            parts[key] = (items, [table.positions[v.oid] for v in items])
+            if n % 16 == 0:
+                yield
+        self.built = (table, parts, [k for k, _ in self.parts])

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -296,7 +297,15 @@ class RunningAgent:
         return result.result(10)
 
     def publish(self, modules, buses) -> None:
-        self.call(lambda: self.hub.update("rs485_bms", modules=modules, buses=buses))
+        """Publish a snapshot and wait until the agent serves it: the agent's table task
+        makes the new table in slices while requests are answered from the old one
+        (agent.py, _keep_table), so a request sent at once may still see the last."""
+        seq = self.call(lambda: self.hub.update("rs485_bms", modules=modules,
+                                                buses=buses).seq)
+        deadline = time.monotonic() + 10
+        while (self.call(lambda: self.agent._table_key) or (-1,))[0] < seq:
+            assert time.monotonic() < deadline, "the agent never served the new snapshot"
+            time.sleep(0.002)
 
     def stop(self) -> None:
         if self._thread.is_alive() and self._task is not None:
