@@ -20,8 +20,6 @@ Run: ``.venv/bin/python benchmarks/poll_cpu.py`` (about 60 s; ``--seconds``).
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -31,25 +29,16 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from live import BIN, cpu_s, free_port, start_simulators, stop  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 PACKS = 15
 WARMUP_S = 13.0  # past the start-up garbage-collector freeze (gateway/collector.py)
 BUS_FRAMES_OK = ".1.3.6.1.4.1.32473.2.1.1.3.1.8"  # bmsBusFramesOk
 BUS_CYCLES = ".1.3.6.1.4.1.32473.2.1.1.3.1.6"  # bmsBusCycles
 BUS_CYCLE_MS = ".1.3.6.1.4.1.32473.2.1.1.3.1.4"  # bmsBusLastCycleTime
 LAST_CELL = ".1.3.6.1.4.1.32473.2.1.1.5.1.2.2.15.16"  # bmsCellVoltage.2.15.16
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def column(port: int, oid: str) -> list[int]:
@@ -59,26 +48,11 @@ def column(port: int, oid: str) -> list[int]:
     return [int(v) for v in out.stdout.split()]
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def measure(work: Path, baud: int, seconds: float) -> tuple[float, float, float]:
     """(CPU s per transaction, wire s per transaction, cycle ms) at ``baud``."""
     procs: list[subprocess.Popen] = []
     try:
-        ports = [free_port(socket.SOCK_STREAM) for _ in range(2)]
-        for i, p in enumerate(ports):
-            procs.append(subprocess.Popen(
-                [str(BIN / "bms-gateway"), "simulate", "--listen", f"tcp://127.0.0.1:{p}",
-                 "--packs", str(PACKS), "--baud", str(baud), "--turnaround-ms", "0",
-                 "--seed", str(i + 1)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        ports, procs = start_simulators(2, PACKS, baud)
         snmp = free_port(socket.SOCK_DGRAM)
         config = {
             "gateway": {"state_dir": str(work / f"state-{baud}")},

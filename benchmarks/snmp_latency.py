@@ -20,7 +20,6 @@ Run: ``.venv/bin/python benchmarks/snmp_latency.py`` (about 70 s; ``--seconds``)
 from __future__ import annotations
 
 import argparse
-import signal
 import socket
 import statistics
 import subprocess
@@ -32,19 +31,13 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from live import BIN, free_port, start_simulators, stop  # noqa: E402
 from snmp_request import get_request  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 PACKS = 15
 BAUD = 115200
 CELL_OID = (1, 3, 6, 1, 4, 1, 32473, 2, 1, 1, 5, 1, 2, 2, 7, 5)  # bmsCellVoltage.2.7.5
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_latencies(port: int, seconds: float) -> list[float]:
@@ -104,15 +97,6 @@ def run_gateway(work: Path, bank_ports: list[int], interval_s: float) -> tuple[s
     return proc, snmp
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def summary(name: str, xs: list[float]) -> tuple[float, float]:
     xs = sorted(xs)
     p50, p99 = statistics.median(xs), xs[int(len(xs) * 0.99)]
@@ -129,12 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                          "start-up garbage-collector freeze (gateway/collector.py, 10 s "
                          "after the first snapshot)")
     args = ap.parse_args(argv)
-    bank_ports = [free_port(socket.SOCK_STREAM) for _ in range(2)]
-    sims = [subprocess.Popen([str(BIN / "bms-gateway"), "simulate", "--listen",
-                              f"tcp://127.0.0.1:{p}", "--packs", str(PACKS), "--baud",
-                              str(BAUD), "--turnaround-ms", "0", "--seed", str(i + 1)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for i, p in enumerate(bank_ports)]
+    bank_ports, sims = start_simulators(2, PACKS, BAUD)
     results = {}
     try:
         with tempfile.TemporaryDirectory(prefix="bms-snmp-latency-") as tmp:

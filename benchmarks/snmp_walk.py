@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -50,11 +49,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from live import BIN, cpu_s, free_port, start_simulators, stop  # noqa: E402
 from snmp_request import GET, GETBULK, GETNEXT, pdu, v2c_request  # noqa: E402
 from snmp_v3_client import AuthPrivUser, discover  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 PACKS = 15
 BAUD = 115200
 COMMUNITY = "public"
@@ -71,18 +70,6 @@ SNMPD_STATUS = (1, 3, 6, 1, 2, 1, 25, 4, 2, 1, 7)  # hrSWRunStatus
 #: (label, PDU tag, OID asked) per agent: the same kind of work on both sides, one
 #: varbind for GET and GETNEXT, BULK_REPETITIONS for GETBULK
 CASES = (("GET", GET), ("GETNEXT", GETNEXT), ("GETBULK", GETBULK))
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU time (s) the process (every thread) has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -222,16 +209,6 @@ def wait_for(port: int, oid: tuple[int, ...], what: str, timeout_s: float = 60) 
     raise RuntimeError(f"{what} never answered {oid}")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def count_processes() -> int:
     return sum(1 for p in Path("/proc").iterdir() if p.name.isdigit())
 
@@ -252,12 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MIB", "SNMP"))}
     env.update(HOME=str(work), SNMPCONFPATH=str(work), SNMP_PERSISTENT_DIR=str(work))
     try:
-        bank_ports = [free_port(socket.SOCK_STREAM) for _ in range(2)]
-        for i, p in enumerate(bank_ports):
-            procs.append(subprocess.Popen(
-                [str(BIN / "bms-gateway"), "simulate", "--listen", f"tcp://127.0.0.1:{p}",
-                 "--packs", str(PACKS), "--baud", str(BAUD), "--turnaround-ms", "0",
-                 "--seed", str(i + 1)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        bank_ports, procs = start_simulators(2, PACKS, BAUD)
         port = free_port(socket.SOCK_DGRAM)
         user, auth, priv = V3
         config = {
