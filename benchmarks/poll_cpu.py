@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
-from live import BIN, cpu_s, free_port, start_simulators, stop  # noqa: E402
+from live import BIN, buses, cpu_s, free_port, start_simulators, stop  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PACKS = 15
@@ -56,11 +56,7 @@ def measure(work: Path, baud: int, seconds: float) -> tuple[float, float, float]
         snmp = free_port(socket.SOCK_DGRAM)
         config = {
             "gateway": {"state_dir": str(work / f"state-{baud}")},
-            "rs485_bms": {"buses": [
-                {"name": f"bank{i + 1}", "port": f"socket://127.0.0.1:{p}",
-                 "family": "pace_v25", "baud": baud, "addresses": f"1-{PACKS}",
-                 "poll_interval_s": 0, "timeout_ms": 300, "gap_ms": 0}
-                for i, p in enumerate(ports)]},
+            "rs485_bms": {"buses": buses(ports, PACKS, baud)},
             "snmp_agent": {"listen_address": "127.0.0.1", "port": snmp,
                            "v2c": {"community": "public"}},
             "alarms": {},

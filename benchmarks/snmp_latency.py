@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
-from live import BIN, free_port, start_simulators, stop  # noqa: E402
+from live import BIN, buses, free_port, start_simulators, stop  # noqa: E402
 from snmp_request import get_request  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,11 +82,7 @@ def wait_answering(port: int, timeout_s: float = 60) -> None:
 def run_gateway(work: Path, bank_ports: list[int], interval_s: float) -> tuple[subprocess.Popen, int]:
     snmp = free_port(socket.SOCK_DGRAM)
     config = {
-        "rs485_bms": {"buses": [
-            {"name": f"bank{i + 1}", "port": f"socket://127.0.0.1:{p}", "family": "pace_v25",
-             "baud": BAUD, "addresses": f"1-{PACKS}", "poll_interval_s": interval_s,
-             "timeout_ms": 300, "gap_ms": 0}
-            for i, p in enumerate(bank_ports)]},
+        "rs485_bms": {"buses": buses(bank_ports, PACKS, BAUD, interval_s=interval_s)},
         "snmp_agent": {"listen_address": "127.0.0.1", "port": snmp,
                        "v2c": {"community": "public"}},
     }

@@ -49,7 +49,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-from live import BIN, cpu_s, free_port, start_simulators, stop  # noqa: E402
+from live import BIN, buses, cpu_s, free_port, start_simulators, stop  # noqa: E402
 from snmp_request import GET, GETBULK, GETNEXT, pdu, v2c_request  # noqa: E402
 from snmp_v3_client import AuthPrivUser, discover  # noqa: E402
 
@@ -234,11 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         user, auth, priv = V3
         config = {
             "gateway": {"state_dir": str(work / "state")},
-            "rs485_bms": {"buses": [
-                {"name": f"bank{i + 1}", "port": f"socket://127.0.0.1:{p}",
-                 "family": "pace_v25", "baud": BAUD, "addresses": f"1-{PACKS}",
-                 "poll_interval_s": 0, "timeout_ms": 300, "gap_ms": 0}
-                for i, p in enumerate(bank_ports)]},
+            "rs485_bms": {"buses": buses(bank_ports, PACKS, BAUD)},
             "snmp_agent": {"listen_address": "127.0.0.1", "port": port,
                            "v2c": {"community": COMMUNITY},
                            "v3_users": [{"name": user, "auth_protocol": "sha256",

@@ -38,6 +38,14 @@ def start_simulators(count: int, packs: int, baud: int) -> tuple[list[int], list
     return ports, procs
 
 
+def buses(ports: list[int], packs: int, baud: int, *, interval_s: float = 0.0) -> list[dict]:
+    """The ``rs485_bms.buses`` of a gateway polling the simulators on ``ports``: every
+    pack, back to back when ``interval_s`` is 0, no gap between transactions."""
+    return [{"name": f"bank{i + 1}", "port": f"socket://127.0.0.1:{p}", "family": "pace_v25",
+             "baud": baud, "addresses": f"1-{packs}", "poll_interval_s": interval_s,
+             "timeout_ms": 300, "gap_ms": 0} for i, p in enumerate(ports)]
+
+
 def stop(proc: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL after 15 s."""
     if proc.poll() is None:
