@@ -483,9 +483,13 @@ class _Observer:
         if not rule.enabled:
             return
         growth: dict[int, tuple[int, int]] = {}
+        on_bus: dict[str, list[int]] = {}  # [garbled, answers] of each bus
         for m in self.snap.modules:
-            growth[m.position] = _growth(self.samples.get(m.position, ()), self.now,
-                                         rule.window_s)
+            ok, garbled = growth[m.position] = _growth(
+                self.samples.get(m.position, ()), self.now, rule.window_s)
+            totals = on_bus.setdefault(m.bus, [0, 0])
+            totals[0] += garbled
+            totals[1] += ok + garbled
         for m in self.snap.modules:
             p = m.position
             if not self.bus_up(m.bus):
@@ -493,10 +497,9 @@ class _Observer:
                 continue
             ok, garbled = growth[p]
             answers = ok + garbled
-            others = [growth[o.position] for o in self.snap.modules
-                      if o.bus == m.bus and o.position != p]
-            other_garbled = sum(g for _, g in others)
-            other_answers = sum(o + g for o, g in others)
+            bus_garbled, bus_answers = on_bus[m.bus]  # the other modules of its bus:
+            other_garbled = bus_garbled - garbled
+            other_answers = bus_answers - answers
             if (garbled >= rule.min_garbled and garbled >= rule.garbled_ratio * answers
                     and other_answers > 0
                     and other_garbled <= rule.others_max_ratio * other_answers):
