@@ -69,8 +69,11 @@ async def keep_collector(has_snapshot: Callable[[], bool], *,
     while not has_snapshot():
         await sleep(poll_s)
     await sleep(settle_s)
-    refreeze(collector)
-    await sleep(second_s)
-    while True:
+    try:
         refreeze(collector)
-        await sleep(every_s)
+        await sleep(second_s)
+        while True:
+            refreeze(collector)
+            await sleep(every_s)
+    finally:  # stopped: a gateway run in-process leaves nothing frozen behind
+        collector.unfreeze()

@@ -365,7 +365,7 @@ class SnmpAgent:
                 due = self._due()
                 if due is not None:
                     snap, now, key = due
-                    base = self._table_key
+                    version = self._keeper.version
                     parts: list[oid_map.Part] = []
                     sliced_at = time.perf_counter()
                     for chunk in self._parts(snap, now):
@@ -378,7 +378,9 @@ class SnmpAgent:
                         if time.perf_counter() - sliced_at >= SLICE_S:
                             await asyncio.sleep(0)
                             sliced_at = time.perf_counter()
-                    if self._table_key == base:  # else a request brought it up to date
+                    # not if meanwhile a request brought the table up to date, or the
+                    # settings changed: then the next round starts again from those
+                    if self._keeper.version == version and key[1] == self._generation:
                         self._keeper.commit(plan)
                         self._table_key = key
                         self._table_until = oid_map.stale_by_age_at(snap, now)
@@ -399,7 +401,8 @@ class SnmpAgent:
         to date here. Either way a module whose data has outlived its stale age is never
         served live: past that moment the request brings the table up to date itself."""
         table = self._keeper.table
-        if self._keeping and table is not None and self._clock() <= self._table_until:
+        if (self._keeping and table is not None and self._clock() <= self._table_until
+                and self._table_key is not None and self._table_key[1] == self._generation):
             return table
         return self.table()
 

@@ -39,6 +39,7 @@ class TableKeeper:
         self.table: Table | None = None
         self._parts: dict[object, tuple[list[Variable], list[int]]] = {}
         self._keys: list[object] = []
+        self.version = 0  #: moves on every commit and invalidation (a plan's yardstick)
         self.rebuilds = 0  #: full rebuilds (sorted again)
         self.patched = 0  #: variables patched in place
 
@@ -56,7 +57,8 @@ class TableKeeper:
     def commit(self, plan: Plan) -> Table:
         """Apply a plan whose steps are done, in one go. The table must not have changed
         since the plan was made (the agent checks it)."""
-        assert plan.done
+        assert plan.done and plan.version == self.version, "a plan for another table"
+        self.version += 1
         if plan.built is not None:
             self.table, self._parts, self._keys = plan.built
             self.rebuilds += 1
@@ -73,6 +75,7 @@ class TableKeeper:
     def invalidate(self) -> None:
         """Rebuild at the next update (new settings)."""
         self.table = None
+        self.version += 1
 
 
 class Plan:
@@ -82,6 +85,7 @@ class Plan:
     def __init__(self, keeper: TableKeeper, parts: Sequence[Part]) -> None:
         self.keeper = keeper
         self.parts = parts
+        self.version = keeper.version  #: the table this plan is for
         self.rebuild = keeper.table is None or [k for k, _ in parts] != keeper._keys
         self.patches: list[tuple[int, Variable, bytes | None]] = []
         self.replaced: list[tuple[object, list[Variable], list[int]]] = []

@@ -60,7 +60,8 @@ def test_nothing_is_frozen_before_the_first_snapshot_and_the_settling_time():
 def test_after_settling_everything_is_collected_then_frozen_and_again_every_hour():
     fake, slept = run_policy(snapshot_after=0, sleeps_allowed=4)
     assert slept == [SETTLE_S, SECOND_S, REFREEZE_S, REFREEZE_S]
-    assert fake.calls == ["unfreeze", "collect2", "freeze"] * 3
+    # the last unfreeze: stopped (cancelled), nothing stays frozen
+    assert fake.calls == ["unfreeze", "collect2", "freeze"] * 3 + ["unfreeze"]
 
 
 def test_frozen_objects_live_and_a_frozen_cycle_is_freed_at_the_next_refreeze():

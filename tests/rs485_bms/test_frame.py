@@ -156,3 +156,6 @@ def test_the_expected_length_comes_from_the_length_field():
     assert expected_frame_bytes(wire[:12]) is None  # LENGTH not complete
     assert expected_frame_bytes(b"x" + wire[1:13]) is None  # no SOI
     assert expected_frame_bytes(wire[:9] + b"00G0") is None  # LENGTH not hex
+    field = wire[9:13]
+    flipped = field[:1] + (b"F" if field[1:2] != b"F" else b"E") + field[2:]
+    assert expected_frame_bytes(wire[:9] + flipped) is None  # LCHKSUM does not match

@@ -90,29 +90,32 @@ def test_modules_polled_close_together_go_out_in_one_deferred_publish():
     assert asyncio.run(scenario()) == [1, 1, 2, 3, 4, 4]
 
 
-def test_a_deferred_publish_waits_for_the_module_being_polled():
+def test_a_deferred_publish_in_the_middle_of_a_module_shows_it_as_before_its_poll():
     """The interval may end while a module is half polled (its counters moved, its new
-    reading not yet in): that module's end publishes, never its middle."""
+    reading not yet in): the deferred publish goes out on time, with that module's
+    counters as they were when its poll began, so nothing reads it as polled."""
     import asyncio
 
+    from gateway.model import LinkCounters
     from plugins.rs485_bms.poller.source import PUBLISH_EVERY_S
 
     now = {"t": T0}
     hub = Hub(clock=lambda: now["t"], wall_clock=lambda: 0.0)
     p = poller("a", [1, 2], hub)
     p.clock = lambda: now["t"]
+    busy = p.links[1]
 
-    async def scenario() -> list[int]:
-        seqs = []
+    async def scenario() -> None:
         p._module_polled()
-        seqs.append(hub.latest.seq)
+        assert hub.latest.seq == 1
         p._module_polled()  # held: a timer is set
-        p._in_module = True  # the timer fires in the middle of the next module
+        p._polling = (busy, busy.counters)  # module 2's poll begins ...
+        busy.count(frames_ok=1)  # ... its first answer is in, its reading not yet
         await asyncio.sleep(PUBLISH_EVERY_S * 1.5)
-        seqs.append(hub.latest.seq)
-        p._in_module = False
-        p._module_polled()  # that module's end: the held publish goes out now
-        seqs.append(hub.latest.seq)
-        return seqs
+        assert hub.latest.seq == 2  # on time
+        assert hub.latest.module(2).counters == LinkCounters()  # as before its poll
+        p._polling = None
+        p.publish()
+        assert hub.latest.module(2).counters.frames_ok == 1
 
-    assert asyncio.run(scenario()) == [1, 1, 2]
+    asyncio.run(scenario())

@@ -263,6 +263,49 @@ def test_while_the_table_task_runs_requests_are_answered_in_between_its_chunks(
     assert asyncio.run(scenario()) > 2  # the head, one chunk per module, the bank
 
 
+def test_a_plan_overtaken_by_the_request_path_or_new_settings_is_dropped(
+        bank_hub, bank_clock, bank, monkeypatch):
+    """While the table task is between its slices, a request may bring the table up to
+    date itself (a module past its stale age) or the settings may change: the task's
+    plan, made for the table as it was, is then dropped, never committed over."""
+    import asyncio
+
+    from plugins.snmp_agent import agent as agent_module
+
+    monkeypatch.setattr(agent_module, "SLICE_S", 0.0)
+    agent = make_agent(bank_hub, bank_clock)
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(agent._keep_table())
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if agent._table_key is not None and agent._table_key[0] == bank_hub.latest.seq:
+                break
+        for overtake in ("request", "settings"):
+            modules = bank.make_modules(bank_clock.now)
+            t = modules[0].telemetry
+            modules[0] = dataclasses.replace(modules[0], telemetry=dataclasses.replace(
+                t, current_ma=t.current_ma - 11))
+            bank_hub.update("rs485_bms", modules=modules,
+                            buses=bank.make_buses(bank_clock.now))
+            await asyncio.sleep(0)  # the task has begun its plan
+            if overtake == "request":
+                agent.table()  # what a request past a stale age does
+            else:
+                agent.apply(agent.settings)  # SIGHUP
+            for _ in range(500):
+                await asyncio.sleep(0)
+                if (agent._table_key == (bank_hub.latest.seq, agent._generation)
+                        and agent._due() is None):
+                    break
+            assert not task.done()  # no assertion failed in the task
+            assert served(agent._serving()) == from_scratch(agent, bank_clock.now)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
 def test_live_data_turning_stale_by_age_updates_the_table_without_a_snapshot(
         bank_hub, bank_clock, bank):
     modules = [dataclasses.replace(m, stale_after_s=30.0)

@@ -111,8 +111,8 @@ class BusPoller:
         self.recorder = make_recorder(settings)
         self._published_at = float("-inf")
         self._publish_later: asyncio.TimerHandle | None = None
-        self._publish_due = False  #: a deferred publish waits for the module being polled
-        self._in_module = False  #: a module's transactions are under way
+        #: the module whose transactions are under way, and its counters before them
+        self._polling: tuple[ModuleLink, LinkCounters] | None = None
 
     # ------------------------------------------------------------------ publishing --
     @property
@@ -140,34 +140,30 @@ class BusPoller:
         if self._publish_later is not None:
             self._publish_later.cancel()
             self._publish_later = None
-        self._publish_due = False
         now = self.clock()
         self._published_at = now
-        self.hub.update(
-            self.name,
-            modules=[link.reading(now, stale_after_s=self.stale_after_s,
-                                  transport_up=self.state.connected)
-                     for link in self.links if link.present],
-            buses=[self.bus_status()])
+        modules = []
+        for link in self.links:
+            if not link.present:
+                continue
+            reading = link.reading(now, stale_after_s=self.stale_after_s,
+                                   transport_up=self.state.connected)
+            if self._polling is not None and self._polling[0] is link:
+                # half polled: its counters moved, its reading not yet; as it was
+                reading = replace(reading, counters=self._polling[1])
+            modules.append(reading)
+        self.hub.update(self.name, modules=modules, buses=[self.bus_status()])
 
     def _module_polled(self) -> None:
         """Publish after a module: now, or when :data:`PUBLISH_EVERY_S` has passed
         since the last publish (one deferred publish carries every module since). A
-        deferred publish never goes out while a module is half polled (its counters
-        moved, its reading not yet): then it waits for the end of that module."""
+        deferred publish that falls in the middle of a module's poll shows that module
+        as it was before the poll began (:meth:`publish`)."""
         wait = self._published_at + PUBLISH_EVERY_S - self.clock()
-        if wait <= 0 or self._publish_due:
+        if wait <= 0:
             self.publish()
         elif self._publish_later is None:
-            self._publish_later = asyncio.get_running_loop().call_later(
-                wait, self._publish_between_modules)
-
-    def _publish_between_modules(self) -> None:
-        self._publish_later = None
-        if self._in_module:
-            self._publish_due = True  # at the end of this module
-        else:
-            self.publish()
+            self._publish_later = asyncio.get_running_loop().call_later(wait, self.publish)
 
     def _count(self, link: ModuleLink | None, **inc: int) -> None:
         if link is not None:
@@ -410,11 +406,11 @@ class BusPoller:
             await asyncio.sleep(gap)
 
     async def _poll_module(self, transport: SerialTransport, link: ModuleLink) -> None:
-        self._in_module = True
+        self._polling = (link, link.counters)
         try:
             await self._poll_module_transactions(transport, link)
         finally:
-            self._in_module = False
+            self._polling = None
 
     async def _poll_module_transactions(self, transport: SerialTransport,
                                         link: ModuleLink) -> None:

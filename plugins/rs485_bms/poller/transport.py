@@ -20,6 +20,7 @@ import serial
 from plugins.rs485_bms.protocol.frame import EOI, SOI, expected_frame_bytes
 
 _CHUNK = 8192  # more than the longest legal frame (18 + 4095 bytes)
+_SLEEP_MAX_S = 0.05  #: the longest sleep through an answer's announced wire time
 
 
 class TransportError(Exception):
@@ -119,7 +120,9 @@ class SerialTransport:
             soi = data.rfind(SOI)
             expected = expected_frame_bytes(data[soi:]) if soi >= 0 else None
             if expected is not None and expected > len(data) - soi:
-                time.sleep(min((expected - (len(data) - soi) - 1) * byte_s, remaining))
+                # in slices, so that a frame cut short is not waited for in one piece
+                time.sleep(min((expected - (len(data) - soi) - 1) * byte_s, remaining,
+                               _SLEEP_MAX_S))
             port.timeout = min(gap, max(0.0, deadline - time.monotonic()))
             more = port.read(1)
             if not more:

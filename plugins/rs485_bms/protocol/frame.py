@@ -83,14 +83,18 @@ def encode_frame(frame: Frame) -> bytes:
 def expected_frame_bytes(head: bytes) -> int | None:
     """How many bytes the frame starting ``head`` (at its ``~``) has on the wire, ``~``
     and CR included, read from its LENGTH field; None while ``head`` is shorter than the
-    header or is no frame header. A hint for reading, never a check: the parser checks
-    LENGTH's own checksum."""
+    header, is no frame header, or its LENGTH fails its own checksum (LCHKSUM). A hint
+    for reading, never a check: the parser still checks the whole frame."""
     if len(head) < 1 + HEADER_CHARS or not head.startswith(SOI):
         return None
     field = head[9:1 + HEADER_CHARS]
     if field.translate(None, _HEX_DIGITS):
         return None
-    return FRAME_OVERHEAD + (int(field, 16) & MAX_LENID)
+    length = int(field, 16)
+    lenid = length & MAX_LENID
+    if length >> 12 != length_checksum(lenid):
+        return None
+    return FRAME_OVERHEAD + lenid
 
 
 def parse_frame(data: bytes) -> Frame:
