@@ -56,6 +56,8 @@ _BOOTS_MAX = 2**31 - 1
 _BOOTS_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z
 #: the table task lets the event loop run requests after this much work
 SLICE_S = 0.0005
+#: the longest a notification waits for the table that shows what it announces
+SERVED_WAIT_S = 1.0
 REQUEST_PDUS = frozenset((ber.GET_REQUEST, ber.GET_NEXT_REQUEST, ber.GET_BULK_REQUEST,
                           ber.SET_REQUEST))
 
@@ -183,6 +185,8 @@ class SnmpAgent:
             settings.notifications, hub, clock=clock,
             uptime_ticks=lambda: oid_map.uptime_ticks(self._clock(), self.started_at),
             engine_seed=f"{socket.gethostname()}/{gateway_name}/{settings.port}")
+        self._served_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.notifier.wait_served = self.served
         self.apply(settings)
         self._listen = (settings.listen_address, settings.port)
         self._users = settings.v3_users
@@ -351,6 +355,28 @@ class SnmpAgent:
         self._keeper.update(parts)
         self._table_key = key
         self._table_until = oid_map.stale_by_age_at(snap, now)
+        self._note_served()
+
+    def _note_served(self) -> None:
+        seq = self._table_key[0] if self._table_key is not None else -1
+        for at, waiter in self._served_waiters:
+            if seq >= at and not waiter.done():
+                waiter.set_result(None)
+
+    async def served(self, seq: int, timeout_s: float = SERVED_WAIT_S) -> None:
+        """Until the table serves snapshot ``seq`` (or a newer one), at most
+        ``timeout_s``: the notifier sends an alarm's trap once its row is served."""
+        if not self._keeping or (self._table_key is not None and self._table_key[0] >= seq):
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (seq, waiter)
+        self._served_waiters.append(entry)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await waiter
+        finally:
+            self._served_waiters.remove(entry)
 
     async def _keep_table(self) -> None:
         """Bring the table up to date as each snapshot arrives, off the request path, and
@@ -384,6 +410,7 @@ class SnmpAgent:
                         self._keeper.commit(plan)
                         self._table_key = key
                         self._table_until = oid_map.stale_by_age_at(snap, now)
+                        self._note_served()
                 wait = self._table_until - self._clock()
                 if wait == float("inf"):
                     await watch.next()

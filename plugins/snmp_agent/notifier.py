@@ -30,7 +30,7 @@ import collections
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,6 +193,9 @@ class Notifier:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.hub = hub
         self.events = hub.subscribe_events(EVENT_QUEUE_SIZE)
+        #: the agent's "until the table serves snapshot N" (a notification goes out once
+        #: what it announces is served), if any
+        self.wait_served: Callable[[int], Awaitable[None]] | None = None
         self.uptime_ticks = uptime_ticks
         self.engine_seed = engine_seed
         self.clock = clock
@@ -299,7 +302,12 @@ class Notifier:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._heartbeats(), name="snmp-heartbeat")
                 while True:
-                    self.handle_event(await self.events.get())
+                    event = await self.events.get()
+                    latest = self.hub.latest
+                    if self.wait_served is not None and latest is not None:
+                        # a manager that polls on a trap must find the alarm row
+                        await self.wait_served(latest.seq)
+                    self.handle_event(event)
                     while (ev := self.events.get_nowait()) is not None:
                         self.handle_event(ev)
         finally:
