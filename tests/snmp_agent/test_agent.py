@@ -306,6 +306,43 @@ def test_a_plan_overtaken_by_the_request_path_or_new_settings_is_dropped(
     asyncio.run(scenario())
 
 
+def test_a_notification_waits_until_the_table_serves_its_snapshot(
+        bank_hub, bank_clock, bank, monkeypatch):
+    """SnmpAgent.served, which the notifier awaits before sending: at once without the
+    table task; else once the task has committed the snapshot, or after its timeout."""
+    import asyncio
+
+    from plugins.snmp_agent import agent as agent_module
+
+    monkeypatch.setattr(agent_module, "SLICE_S", 0.0)  # the table takes several turns
+    agent = make_agent(bank_hub, bank_clock)
+    assert agent.notifier.wait_served == agent.served
+
+    async def scenario() -> None:
+        await agent.served(10**9)  # no table task: nothing to wait for
+        task = asyncio.ensure_future(agent._keep_table())
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if agent._table_key is not None:
+                break
+        seq = bank_hub.update("rs485_bms", modules=bank.make_modules(bank_clock.now),
+                              buses=bank.make_buses(bank_clock.now)).seq
+        waiter = asyncio.ensure_future(agent.served(seq))
+        await asyncio.sleep(0)
+        assert not waiter.done() and agent._table_key[0] < seq
+        for _ in range(500):
+            await asyncio.sleep(0)
+            if waiter.done():
+                break
+        assert waiter.done() and agent._table_key[0] >= seq
+        await agent.served(seq + 100, timeout_s=0.01)  # never served: gives up
+        assert agent._served_waiters == []
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
 def test_live_data_turning_stale_by_age_updates_the_table_without_a_snapshot(
         bank_hub, bank_clock, bank):
     modules = [dataclasses.replace(m, stale_after_s=30.0)
