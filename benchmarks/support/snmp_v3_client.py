@@ -98,11 +98,11 @@ class AuthPrivUser:
                            ).encryptor()
         encrypted = ber.tlv(ber.OCTET_STRING, encryptor.update(scoped) + encryptor.finalize())
         n = self.algorithm.mac_length
-        placeholder = bytes(n)
+        zero_mac = bytes(n)  # RFC 3414 6.3.1: the MAC is computed over zeros in its place
         message = _message(msg_id, FLAGS_AUTH_PRIV_REPORTABLE,
-                           _usm(engine, self.name, placeholder, salt), encrypted)
+                           _usm(engine, self.name, zero_mac, salt), encrypted)
         mac = hmac.new(self.auth_key, message, self.algorithm.hash_name).digest()[:n]
-        at = message.index(bytes((ber.OCTET_STRING, n)) + placeholder) + 2
+        at = message.index(bytes((ber.OCTET_STRING, n)) + zero_mac) + 2
         return message[:at] + mac + message[at + n:]
 
     def decrypt_pdu(self, answer: bytes) -> ber.ScopedPdu:
