@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gateway.state_files import read_json, write_json
+
 log = logging.getLogger(__name__)
 
 LOG_NAME = "alarms.jsonl"
@@ -121,27 +123,9 @@ class EventLog:
 
 
 def save_state(directory: Path, data: dict[str, Any]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / STATE_NAME
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump({"version": STATE_VERSION, **data}, f, separators=(",", ":"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json(directory / STATE_NAME, {"version": STATE_VERSION, **data})
 
 
 def load_state(directory: Path) -> dict[str, Any] | None:
-    path = directory / STATE_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("alarms: ignoring unreadable %s (%s); starting without the active set",
-                    path, exc)
-        return None
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        log.warning("alarms: ignoring %s: unknown format", path)
-        return None
-    return data
+    return read_json(directory / STATE_NAME, version=STATE_VERSION, log=log, owner="alarms",
+                     without="the active set")

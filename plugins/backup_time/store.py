@@ -9,14 +9,13 @@ half of one. Plain blocking I/O: the service calls :func:`save` from a worker th
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from gateway.model import DischargeRecord, Location
+from gateway.state_files import read_json, write_json
 
 from plugins.backup_time.tracker import BackupState, DayStat, Discharge
 
@@ -74,30 +73,12 @@ def restore(data: dict[str, Any] | None, *, now: float, wall_time: float) -> Bac
 
 
 def save(directory: Path, data: dict[str, Any]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / FILE_NAME
-    tmp = path.with_name(FILE_NAME + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(data, f, separators=(",", ":"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json(directory / FILE_NAME, data)
 
 
 def load(directory: Path) -> dict[str, Any] | None:
-    path = directory / FILE_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("backup_time: ignoring unreadable %s (%s); starting without records",
-                    path, exc)
-        return None
-    if not isinstance(data, dict) or data.get("version") != VERSION:
-        log.warning("backup_time: ignoring %s: unknown format", path)
-        return None
-    return data
+    return read_json(directory / FILE_NAME, version=VERSION, log=log, owner="backup_time",
+                     without="records")
 
 
 def load_state(directory: Path | None, *, now: float, wall_time: float) -> BackupState:
