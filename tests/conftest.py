@@ -11,6 +11,13 @@ import types
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests check results, never speed: a loaded 2-core CI machine must not fail
+# them by a deadline or the too-slow health check (speed lives in benchmarks/).
+settings.register_profile("bms-gateway", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("bms-gateway")
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

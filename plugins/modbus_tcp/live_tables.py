@@ -21,7 +21,7 @@ Pure apart from the buffers it owns: time is passed in.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 from gateway.model import BankSnapshot
@@ -84,6 +84,8 @@ class LiveTables:
         self._module_keys: list[object] = [None] * MAX_POSITIONS
         self._bank_key: object = None
         self.repacked = 0  #: module blocks packed again by the last update (for tests)
+        self.version = 0  #: completed updates
+        self.updated = False  #: the last :meth:`steps` to end wrote its update
         bank_unit = [(BANK_BLOCK_START, self._bank), (SUNSPEC_BASE, self._sunspec)]
         bank_unit += [(module_block_start(p), self._modules[p - 1])
                       for p in range(1, MAX_POSITIONS + 1)]
@@ -96,34 +98,63 @@ class LiveTables:
 
     def update(self, snapshot: BankSnapshot | None, now: float) -> None:
         """Make every table serve ``snapshot`` at monotonic time ``now``."""
+        for _ in self.steps(snapshot, now):
+            pass
+
+    def steps(self, snapshot: BankSnapshot | None, now: float) -> Iterator[None]:
+        """:meth:`update` in steps: the blocks that changed are packed one step at a
+        time with nothing written, then every write is made in the last step, at once,
+        so that a request between two steps reads the tables as they were. If another
+        update completed in between, this one writes nothing (:attr:`updated` stays
+        False): the caller starts again from the newest snapshot."""
+        self.updated = False
+        version = self.version
         view = make_bank_view(snapshot, now, self._stale_after_s)
         served = served_by_position(view)
+        writes: list[tuple[bytearray, bytes]] = []
+        ages: list[tuple[_AgePatch, bytearray, object]] = []
+        keys: list[tuple[int, object]] = []  # (position, key); position 0: the bank
         bank_key = (snapshot, view.status, tuple(s.status for s in view.modules))
         if not _same(bank_key, self._bank_key):
-            self._bank[:] = pack_registers(make_bank_registers(view, now))
-            self._sunspec[:] = pack_registers(make_sunspec_registers(view, self._device))
-            self._bank_key = bank_key
+            writes.append((self._bank, pack_registers(make_bank_registers(view, now))))
+            writes.append((self._sunspec, pack_registers(
+                make_sunspec_registers(view, self._device))))
+            keys.append((0, bank_key))
+            yield
         else:
-            _BANK_AGES.apply(self._bank, view, now)
+            ages.append((_BANK_AGES, self._bank, view))
         alarms_at = alarms_by_position(snapshot)
-        repacked = 0
         for p in range(1, MAX_POSITIONS + 1):
             buffer = self._modules[p - 1]
             s = served.get(p)
             if s is None:
                 if self._module_keys[p - 1] is not _UNCONFIGURED:
-                    buffer[:] = pack_registers(unconfigured_registers(p))
-                    self._module_keys[p - 1] = _UNCONFIGURED
+                    writes.append((buffer, pack_registers(unconfigured_registers(p))))
+                    keys.append((p, _UNCONFIGURED))
                 continue
             alarms = alarms_at.get(p, ())
             key = (s.reading, s.status, alarms)
             if _same(key, self._module_keys[p - 1]):
-                _MODULE_AGES.apply(buffer, s, now)
+                ages.append((_MODULE_AGES, buffer, s))
             else:
-                buffer[:] = pack_registers(make_module_registers(s, now, alarms))
+                writes.append((buffer, pack_registers(make_module_registers(s, now, alarms))))
+                keys.append((p, key))
+                yield
+        if self.version != version:
+            self.updated = False  # overtaken: what was packed may be older than served
+            return
+        for buffer, data in writes:
+            buffer[:] = data
+        for patch, buffer, source in ages:
+            patch.apply(buffer, source, now)
+        for p, key in keys:
+            if p == 0:
+                self._bank_key = key
+            else:
                 self._module_keys[p - 1] = key
-                repacked += 1
-        self.repacked = repacked
+        self.repacked = sum(1 for p, _ in keys if p > 0 and _ is not _UNCONFIGURED)
+        self.version += 1
+        self.updated = True
 
 
 def _same(key: object, cached: object) -> bool:

@@ -45,6 +45,7 @@ from plugins.modbus_tcp.settings import ModbusTcpSettings, UnknownUnits
 log = logging.getLogger(__name__)
 
 RENDER_INTERVAL_S = 1.0  #: the age registers count whole seconds
+SLICE_S = 0.0005  #: the run loop lets requests in after this much table work
 MAX_OUTPUT_PER_READ = 64 * 1024  #: answers produced per chunk read before yielding
 
 
@@ -79,6 +80,7 @@ class ModbusTcpServer:
                                 device=self._device)
         self._rendered_seq: int | None = -1
         self._rendered_at = float("-inf")
+        self._rendering = False  #: the run loop keeps the tables (requests take them as kept)
         self._connections: set[_Connection] = set()
         self._evicting = False
         self._trim_pending: asyncio.TimerHandle | None = None
@@ -108,18 +110,51 @@ class ModbusTcpServer:
 
     # ------------------------------------------------------------------ tables --------
 
+    @property
+    def served_seq(self) -> int | None:
+        """The sequence number of the snapshot the tables serve (None: no snapshot yet,
+        -1: not rendered yet). A snapshot is served a few slices after it arrives."""
+        return self._rendered_seq
+
     def tables(self) -> Mapping[int, Table]:
-        """The tables for the hub's latest snapshot at the current time."""
+        """The tables a request is answered from. While the run loop runs it brings
+        them up to date as each snapshot arrives, in slices (:meth:`_render`), and a
+        request meanwhile takes them as they are; only tables a second behind (ages,
+        and the stale guard) are brought up to date here, as they are when the run loop
+        is not running."""
         latest = self.hub.latest
         now = self._clock()
         seq = None if latest is None else latest.seq
-        if seq != self._rendered_seq or now - self._rendered_at >= RENDER_INTERVAL_S:
+        if (now - self._rendered_at >= RENDER_INTERVAL_S
+                or (seq != self._rendered_seq and not self._rendering)):
             if latest is not None and seq != self._rendered_seq:
                 self._check_positions(latest.modules)
             self._live.update(latest, now)
             self._rendered_seq = seq
             self._rendered_at = now
         return self._live.tables
+
+    async def _render(self) -> None:
+        """Bring the tables up to date with the loop free between slices of at most
+        :data:`SLICE_S` of work; again from the newest snapshot if a request did it
+        meanwhile."""
+        while True:
+            latest = self.hub.latest
+            now = self._clock()
+            seq = None if latest is None else latest.seq
+            if seq == self._rendered_seq and now - self._rendered_at < RENDER_INTERVAL_S:
+                return
+            if latest is not None and seq != self._rendered_seq:
+                self._check_positions(latest.modules)
+            sliced_at = time.perf_counter()
+            for _ in self._live.steps(latest, now):
+                if time.perf_counter() - sliced_at >= SLICE_S:
+                    await asyncio.sleep(0)  # let waiting requests in
+                    sliced_at = time.perf_counter()
+            if self._live.updated:
+                self._rendered_seq = seq
+                self._rendered_at = now
+                return
 
     def _check_positions(self, modules: Sequence[ModuleReading]) -> None:
         """Say once that modules past the map's last block are not served (each bus
@@ -149,6 +184,7 @@ class ModbusTcpServer:
         try:
             self.address = server.sockets[0].getsockname()[:2]
             self.tables()
+            self._rendering = True
             log.info("Modbus-TCP server listening on %s:%d", *self.address)
             self.started.set()
             while True:
@@ -156,10 +192,11 @@ class ModbusTcpServer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(max(due, 0.0), RENDER_INTERVAL_S)):
                         await watch.next()
-                self.tables()
+                await self._render()
                 self._close_idle(loop.time())
                 self._close_overdue(loop.time())
         finally:
+            self._rendering = False
             if self._trim_pending is not None:
                 self._trim_pending.cancel()
             watch.close()

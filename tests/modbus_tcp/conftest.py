@@ -16,6 +16,7 @@ import dataclasses
 import socket
 import struct
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -198,13 +199,21 @@ class RunningServer:
 
     def publish(self, modules: Sequence[ModuleReading] | None = None,
                 alarms: Sequence[Alarm] | None = None) -> BankSnapshot:
-        """Publish a snapshot (the default bank at the clock's time) through the hub."""
+        """Publish a snapshot (the default bank at the clock's time) through the hub and
+        wait until the server serves it: the run loop packs the new tables in slices while
+        requests are answered from the old ones (server.py, _render), so a request sent
+        at once may still see the last."""
         def update() -> BankSnapshot:
             if alarms is not None:
                 self.alarms.alarms = tuple(alarms)
             return self.hub.update(
                 "rs485_bms", modules=make_bank(self.clock.now) if modules is None else modules)
-        return self.call(update)
+        snapshot = self.call(update)
+        deadline = time.monotonic() + 10
+        while self.call(lambda: self.server.served_seq) != snapshot.seq:
+            assert time.monotonic() < deadline, "the server never served the new snapshot"
+            time.sleep(0.002)
+        return snapshot
 
     @property
     def port(self) -> int:

@@ -158,3 +158,43 @@ def test_the_run_loop_brings_the_tables_up_to_date_when_a_snapshot_arrives(make_
             await asyncio.sleep(0)
 
     asyncio.run_coroutine_threadsafe(asyncio.wait_for(rendered(), 5), rs.loop).result(10)
+
+
+def test_between_its_steps_an_update_writes_nothing_and_an_overtaken_one_never(mb, clock):
+    """The run loop packs a snapshot's blocks in steps: a request between two steps reads
+    the tables as they were, the last step writes everything at once, and an update
+    overtaken by another one (a request's, a second behind) writes nothing."""
+    hub, _ = mb.make_hub(clock, ())
+    scheme = UnitScheme()
+    live = LiveTables(scheme, stale_after_s=STALE_AFTER, device=mb.DEVICE)
+    hub.update("rs485_bms", modules=mb.make_bank(clock.now))
+    live.update(hub.latest, clock.now)
+    first = hub.latest
+    bank = {m.position: m for m in first.modules}
+    clock.advance(0.25)
+    bank[1] = mb.make_module(1, clock.now, age_s=0.0)
+    bank[2] = mb.make_module(2, clock.now, age_s=0.0)
+    hub.update("rs485_bms", modules=list(bank.values()))
+    steps = live.steps(hub.latest, clock.now)
+    next(steps)
+    next(steps)  # some blocks packed, nothing written yet
+    assert dump(live.tables) == dump(scratch(first, clock.now - 0.25, scheme, mb.DEVICE))
+    for _ in steps:
+        pass
+    assert live.updated
+    assert dump(live.tables) == dump(scratch(hub.latest, clock.now, scheme, mb.DEVICE))
+
+    clock.advance(0.25)
+    bank[3] = mb.make_module(3, clock.now, age_s=0.0)
+    hub.update("rs485_bms", modules=list(bank.values()))
+    older = hub.latest
+    steps = live.steps(older, clock.now)
+    next(steps)
+    clock.advance(0.25)
+    bank[4] = mb.make_module(4, clock.now, age_s=0.0)
+    hub.update("rs485_bms", modules=list(bank.values()))
+    live.update(hub.latest, clock.now)  # a request brought the tables further meanwhile
+    for _ in steps:
+        pass
+    assert not live.updated
+    assert dump(live.tables) == dump(scratch(hub.latest, clock.now, scheme, mb.DEVICE))
