@@ -8,16 +8,21 @@ from gateway.model import BankAggregates, Location, ModuleReading, ModuleStatus
 
 
 def _extreme(
-    modules: Sequence[ModuleReading], values_of, pick
+    modules: Sequence[ModuleReading], values_of, lowest: bool
 ) -> tuple[int | None, Location | None]:
+    """The lowest (or highest) known value over ``modules`` and where it is: ties keep
+    the first module and, within it, the first index (the hub runs this on every
+    snapshot, so each module's extreme is found by the builtins)."""
     best: int | None = None
     where: Location | None = None
     for m in modules:
-        for i, v in enumerate(values_of(m), start=1):
-            if v is None:
-                continue
-            if best is None or pick(v, best):
-                best, where = v, Location(position=m.position, index=i)
+        values = values_of(m)
+        known = [v for v in values if v is not None]
+        if not known:
+            continue
+        v = min(known) if lowest else max(known)
+        if best is None or (v < best if lowest else v > best):
+            best, where = v, Location(position=m.position, index=values.index(v) + 1)
     return best, where
 
 
@@ -42,10 +47,10 @@ def make_bank_aggregates(
     tel = [m.telemetry for m in live]
     voltages = [t.voltage_mv for t in tel if t.voltage_mv is not None]
 
-    cell_min, cell_min_at = _extreme(live, lambda m: m.telemetry.cell_mv, lambda v, b: v < b)
-    cell_max, cell_max_at = _extreme(live, lambda m: m.telemetry.cell_mv, lambda v, b: v > b)
-    t_min, t_min_at = _extreme(live, lambda m: m.telemetry.temp_dc, lambda v, b: v < b)
-    t_max, t_max_at = _extreme(live, lambda m: m.telemetry.temp_dc, lambda v, b: v > b)
+    cell_min, cell_min_at = _extreme(live, lambda m: m.telemetry.cell_mv, True)
+    cell_max, cell_max_at = _extreme(live, lambda m: m.telemetry.cell_mv, False)
+    t_min, t_min_at = _extreme(live, lambda m: m.telemetry.temp_dc, True)
+    t_max, t_max_at = _extreme(live, lambda m: m.telemetry.temp_dc, False)
 
     socs = [(t.soc_permille, t.full_mah) for t in tel if t.soc_permille is not None]
     soc: int | None = None
@@ -56,11 +61,6 @@ def make_bank_aggregates(
         else:
             soc = round(sum(s for s, _ in socs) / len(socs))
     sohs = [t.soh_permille for t in tel if t.soh_permille is not None]
-
-    alarmed = set(alarmed_positions)
-    for m in live:
-        if m.bms is not None and (m.bms.protections or m.bms.faults):
-            alarmed.add(m.position)
 
     return BankAggregates(
         current_ma=_sum_known(t.current_ma for t in tel),
@@ -81,5 +81,16 @@ def make_bank_aggregates(
         full_mah=_sum_known(t.full_mah for t in tel),
         modules_configured=len(modules),
         modules_online=len(live),
-        modules_alarmed=len(alarmed & {m.position for m in modules}),
+        modules_alarmed=count_alarmed(modules, alarmed_positions),
     )
+
+
+def count_alarmed(modules: Sequence[ModuleReading], alarmed_positions: Iterable[int]) -> int:
+    """How many of ``modules`` are in alarm: at ``alarmed_positions`` (the alarm
+    engine's active alarms) or live with a BMS protection or fault."""
+    alarmed = set(alarmed_positions)
+    for m in modules:
+        if (m.status is ModuleStatus.OK and m.telemetry is not None and m.bms is not None
+                and (m.bms.protections or m.bms.faults)):
+            alarmed.add(m.position)
+    return len(alarmed & {m.position for m in modules})

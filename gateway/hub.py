@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from gateway.bank import make_bank_aggregates
+from gateway.bank import count_alarmed, make_bank_aggregates
 from gateway.model import BankSnapshot, BusStatus, Event, ModuleReading
 
 log = logging.getLogger(__name__)
@@ -176,15 +176,16 @@ class Hub:
             key=lambda m: m.position,
         )
         all_buses = tuple(b for _, buses in self._parts.values() for b in buses)
+        all_modules_t = tuple(all_modules)
         self._seq += 1
         prev = self._latest
         snap = BankSnapshot(
             seq=self._seq,
             created_at=now,
             wall_time=self._wall_clock(),
-            modules=tuple(all_modules),
+            modules=all_modules_t,
             buses=all_buses,
-            bank=make_bank_aggregates(all_modules),
+            bank=make_bank_aggregates(all_modules_t),
             alarms=prev.alarms if prev else (),
             alarm_last_seq=prev.alarm_last_seq if prev else 0,
         )
@@ -193,12 +194,13 @@ class Hub:
             snap, produced = p.process(snap, now)
             events.extend(produced)
         if snap.alarms:
-            snap = dataclasses.replace(
-                snap,
-                bank=make_bank_aggregates(
-                    snap.modules, alarmed_positions=(a.position for a in snap.alarms)
-                ),
-            )
+            alarmed = (a.position for a in snap.alarms)
+            if snap.modules is all_modules_t:  # only the alarmed count can have changed
+                bank = dataclasses.replace(
+                    snap.bank, modules_alarmed=count_alarmed(snap.modules, alarmed))
+            else:
+                bank = make_bank_aggregates(snap.modules, alarmed_positions=alarmed)
+            snap = dataclasses.replace(snap, bank=bank)
         self._latest = snap
         for w in list(self._watches):
             w._notify()

@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.bank import make_bank_aggregates
 from gateway.hub import EventQueue, Hub
@@ -180,3 +182,41 @@ def test_oldest_source_update_drives_the_watchdog(clock):
     clock.advance(10)
     hub.update("b", modules=[])
     assert hub.oldest_source_update() == clock() - 10
+
+
+def reference_extreme(modules, values_of, lowest):
+    """The lowest (highest) known value and its first place, by a plain scan."""
+    found = [(v if lowest else -v, n, i) for n, m in enumerate(modules)
+             for i, v in enumerate(values_of(m), start=1) if v is not None]
+    if not found:
+        return None, None
+    v, n, i = min(found)
+    return (v if lowest else -v), Location(position=modules[n].position, index=i)
+
+
+CELLS = st.lists(st.one_of(st.none(), st.integers(3200, 3210)), max_size=6).map(tuple)
+
+
+@given(st.lists(st.tuples(CELLS, CELLS, st.booleans()), max_size=6))
+def test_extremes_keep_the_first_module_and_index_on_ties(rows):
+    mods = [module(p, cells=cells, temps=temps,
+                   status=ModuleStatus.OK if live else ModuleStatus.STALE)
+            for p, (cells, temps, live) in enumerate(rows, start=1)]
+    agg = make_bank_aggregates(mods)
+    live = [m for m in mods if m.status is ModuleStatus.OK]
+    cells, temps = (lambda m: m.telemetry.cell_mv), (lambda m: m.telemetry.temp_dc)
+    assert (agg.cell_min_mv, agg.cell_min_at) == reference_extreme(live, cells, True)
+    assert (agg.cell_max_mv, agg.cell_max_at) == reference_extreme(live, cells, False)
+    assert (agg.temp_min_dc, agg.temp_min_at) == reference_extreme(live, temps, True)
+    assert (agg.temp_max_dc, agg.temp_max_at) == reference_extreme(live, temps, False)
+
+
+def test_with_alarms_the_bank_is_what_a_full_count_gives(clock):
+    """With alarms active the hub counts the alarmed modules again; the other figures
+    are those it made before the processors ran."""
+    hub = Hub(clock=clock)
+    hub.add_processor(RaiseOnce())
+    mods = [module(1), module(2, bms=BmsStatus(faults=Fault.SAMPLING_IC)), module(3)]
+    snap = hub.update("a", modules=mods)
+    assert snap.bank == make_bank_aggregates(snap.modules, alarmed_positions=[1])
+    assert snap.bank.modules_alarmed == 2
