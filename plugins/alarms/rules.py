@@ -32,6 +32,7 @@ How one evaluation works:
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -44,6 +45,7 @@ from gateway.model import (
     Fault,
     LimitCause,
     LinkCounters,
+    ModuleImbalance,
     ModuleReading,
     ModuleStatus,
     Severity,
@@ -222,10 +224,12 @@ def _s(seconds: int) -> str:
     return f"{seconds} s"
 
 
-#: position -> (the settings, the telemetry, the observations of its values): the
-#: latest per module only, so the memo stays as small as the bank
-_VALUES: dict[int, tuple[object, object, dict[Key, Observation]]] = {}
-_VALUES_MAX = 1024  #: positions remembered (a bank has at most a few hundred)
+#: (part, position) -> (the settings, what the part's observations follow, the
+#: observations, the keys among them at the raise level): the latest per module and part only, so the memo stays as small as the
+#: bank (see _Observer.remembered)
+_MEMO: dict[tuple[str, int],
+            tuple[object, object, dict[Key, Observation], frozenset[Key]]] = {}
+_MEMO_MAX = 4096  #: entries remembered (a bank has at most a few hundred modules)
 
 
 class _Observer:
@@ -243,13 +247,19 @@ class _Observer:
         self.s = settings
         self.samples = samples
         self.obs: dict[Key, Observation] = {}
+        self.raising: set[Key] = set()  #: the keys of ``obs`` at the raise level
         self.buses: dict[str, tuple[int, BusStatus]] = {}
         for i, b in enumerate(snapshot.buses, start=1):
             self.buses.setdefault(b.name, (i, b))
 
     def put(self, kind: str, position: int, observation: Observation, detail: str = "") -> None:
         if self.s.enabled(kind):
-            self.obs[(kind, position, detail)] = observation
+            key = (kind, position, detail)
+            self.obs[key] = observation
+            if observation.level is Level.RAISE:
+                self.raising.add(key)
+            else:
+                self.raising.discard(key)
 
     def bus_up(self, name: str) -> bool:
         bus = self.buses.get(name)
@@ -260,7 +270,7 @@ class _Observer:
             self.comm(m)
             if m.status is ModuleStatus.OK and m.telemetry is not None:
                 self.module_values(m)
-                self.imbalance_trend(m.position)  # not memoized: it is not telemetry
+                self.imbalance_trend(m.position)  # follows the backup figures, not telemetry
             if m.status is ModuleStatus.OK and m.bms is not None:
                 self.bms(m)
         self.duplicates()
@@ -270,25 +280,36 @@ class _Observer:
             self.bus(name, number, bus)
         return self.obs
 
-    # --------------------------------------------------------------- module values --
-    def module_values(self, m: ModuleReading) -> None:
-        """:meth:`values`, remembered while the module's telemetry and the settings stay
-        the same: the poller publishes after each module, so most snapshots change one
-        module and the others' observations are what they were (a pure function's
-        memo: nothing here depends on the time)."""
-        hit = _VALUES.get(m.position)
-        if hit is not None and hit[0] is self.s and hit[1] == m.telemetry:
+    def remembered(self, part: str, position: int, depends: object,
+                   observe: Callable[[], None]) -> None:
+        """The observations ``observe()`` puts, remembered per part and module while the
+        settings and ``depends`` (everything they are made from) stay the same: the
+        poller publishes after each module, so most snapshots change one module and the
+        others' observations are what they were. A pure function's memo: ``depends``
+        must hold every input of ``observe``, the time included where it is used."""
+        hit = _MEMO.get((part, position))
+        if hit is not None and hit[0] is self.s and hit[1] == depends:
             self.obs.update(hit[2])
+            self.raising.update(hit[3])  # the parts observe kinds of their own: no overlap
             return
         outer, self.obs = self.obs, {}
+        outer_raising, self.raising = self.raising, set()
         try:
-            self.values(m)
+            observe()
         finally:
             found, self.obs = self.obs, outer
+            raising, self.raising = self.raising, outer_raising
         outer.update(found)
-        if len(_VALUES) >= _VALUES_MAX:
-            _VALUES.clear()
-        _VALUES[m.position] = (self.s, m.telemetry, found)
+        self.raising.update(raising)
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.clear()
+        _MEMO[(part, position)] = (self.s, depends, found, frozenset(raising))
+
+    # --------------------------------------------------------------- module values --
+    def module_values(self, m: ModuleReading) -> None:
+        """:meth:`values`, remembered while the module's telemetry stays the same
+        (nothing in them depends on the time)."""
+        self.remembered("values", m.position, m.telemetry, lambda: self.values(m))
 
     def _on(self, kind: str) -> Threshold | None:
         rule = self.s.threshold(kind)
@@ -353,11 +374,15 @@ class _Observer:
     def imbalance_trend(self, p: int) -> None:
         """The rise of the module's daily mean cell imbalance that the backup_time
         processor puts into the snapshot; unknown without it or with under 2 days."""
-        rule = self._on("cell_imbalance_rising")
-        if rule is None:
+        if self._on("cell_imbalance_rising") is None:
             return
         backup = self.snap.backup
         trend = backup.module_imbalance(p) if backup is not None else None
+        self.remembered("imbalance", p, trend, lambda: self._imbalance(p, trend))
+
+    def _imbalance(self, p: int, trend: ModuleImbalance | None) -> None:
+        rule = self._on("cell_imbalance_rising")
+        assert rule is not None
         rise = None if trend is None else trend.rise_mv
         self.put("cell_imbalance_rising", p, _threshold(
             rule, rise, "" if trend is None or rise is None else
@@ -450,7 +475,6 @@ class _Observer:
     def comm(self, m: ModuleReading) -> None:
         p = m.position
         s = self.s
-        where = f"(bus {m.bus} adr {m.address})"
         age = m.age_s(self.now)
         age_s = None if age is None else int(age)
         if not self.bus_up(m.bus) or p in self.awaiting_poll:
@@ -467,6 +491,13 @@ class _Observer:
             stale, offline = Level.CLEAR, Level.RAISE
         else:  # never seen yet, still within the start-up grace
             stale = offline = Level.UNKNOWN
+        self.remembered("comm", p, (m.bus, m.address, m.status, age_s, stale, offline),
+                        lambda: self._comm(m, age_s, stale, offline))
+
+    def _comm(self, m: ModuleReading, age_s: int | None, stale: Level, offline: Level
+              ) -> None:
+        p, s = m.position, self.s
+        where = f"(bus {m.bus} adr {m.address})"
         answering = m.status is ModuleStatus.OK
         self.put("module_stale", p, _rule_obs(
             s.module_stale, stale, f"module {p} data stale, {age_s} s old {where}",
@@ -508,11 +539,17 @@ class _Observer:
                 level = Level.CLEAR
             else:
                 level = Level.BAND
-            self.put("duplicate_address", p, _rule_obs(
-                rule, level, f"module {p}: {garbled}/{answers} answers garbled, duplicate "
-                f"address {m.address}?", value=garbled, threshold=rule.min_garbled,
-                clear_text=f"module {p}: {garbled}/{answers} answers garbled in "
-                f"{rule.window_s:g} s, address {m.address}", clear_threshold=0))
+            self.remembered("duplicate", p, (m.address, level, garbled, answers),
+                            lambda: self._duplicate(m, level, garbled, answers))
+
+    def _duplicate(self, m: ModuleReading, level: Level, garbled: int, answers: int
+                   ) -> None:
+        rule, p = self.s.duplicate_address, m.position
+        self.put("duplicate_address", p, _rule_obs(
+            rule, level, f"module {p}: {garbled}/{answers} answers garbled, duplicate "
+            f"address {m.address}?", value=garbled, threshold=rule.min_garbled,
+            clear_text=f"module {p}: {garbled}/{answers} answers garbled in "
+            f"{rule.window_s:g} s, address {m.address}", clear_threshold=0))
 
     # ------------------------------------------------------------------ bank, bus ---
     def bank(self) -> None:
@@ -592,15 +629,25 @@ class _Observer:
 
 
 def _growth(samples: tuple[Sample, ...], now: float, window_s: float) -> tuple[int, int]:
-    """Growth of (ok, garbled) answers over the last ``window_s``."""
+    """Growth of (ok, garbled) answers over the last ``window_s``: from the newest sample
+    at or before the window's start (else the oldest) to the newest."""
     if not samples:
         return 0, 0
-    base = samples[0]
-    for s in samples:
-        if s.t <= now - window_s:
-            base = s
+    base = samples[_window_base(samples, now - window_s)]
     last = samples[-1]
     return max(0, last.ok - base.ok), max(0, last.garbled - base.garbled)
+
+
+def _window_base(samples: tuple[Sample, ...], start: float) -> int:
+    """The index of the newest sample taken at or before ``start`` (0 if none is).
+    Samples are appended at the hub's monotonic time, so their times never decrease and
+    a bisection finds it: the rule runs on every snapshot, over some hundred samples per
+    module."""
+    return max(0, bisect.bisect_right(samples, start, key=_sample_time) - 1)
+
+
+def _sample_time(sample: Sample) -> float:
+    return sample.t
 
 
 def _record_samples(samples: Mapping[int, tuple[Sample, ...]], snapshot: BankSnapshot,
@@ -613,11 +660,8 @@ def _record_samples(samples: Mapping[int, tuple[Sample, ...]], snapshot: BankSna
         if not old or (old[-1].ok, old[-1].garbled) != (sample.ok, sample.garbled):
             old = old + (sample,)
         # keep the newest sample at or before the window's start as the base
-        keep_from = 0
-        for i, s in enumerate(old):
-            if s.t <= now - window_s:
-                keep_from = i
-        out[m.position] = old[keep_from:]
+        keep_from = _window_base(old, now - window_s)
+        out[m.position] = old[keep_from:] if keep_from else old
     return out
 
 
@@ -724,8 +768,9 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
     samples = _record_samples(state.samples, snapshot, now,
                               settings.duplicate_address.window_s)
     buses_down, buses_back, awaiting_poll = _recovery(state, snapshot, now)
-    observations = _Observer(snapshot, now, started_at, settings, samples,
-                             awaiting_poll=awaiting_poll, buses_back=buses_back).run()
+    observer = _Observer(snapshot, now, started_at, settings, samples,
+                         awaiting_poll=awaiting_poll, buses_back=buses_back)
+    observations = observer.run()
     trackers: dict[Key, Tracker] = dict(state.trackers)
     flap = settings.flap
 
@@ -734,8 +779,7 @@ def evaluate(state: AlarmState, snapshot: BankSnapshot, now: float,
     confirmed: list[tuple[Key, Tracker]] = []
     # a key with neither a tracker nor a raise level has nothing to start or to stop:
     # of the hundreds observed per snapshot only those few are walked (same order)
-    keys = sorted({k for k, o in observations.items() if o.level is Level.RAISE}
-                  | {k for k in trackers if k[0] != catalog.STORM})
+    keys = sorted(observer.raising | {k for k in trackers if k[0] != catalog.STORM})
     for key in keys:
         tracker = trackers.get(key, Tracker())
         obs = observations.get(key)

@@ -587,3 +587,77 @@ def test_data_age_after_a_recovery_counts_from_the_ports_return(alarm_bank):
     # no cycle ends for the limit (60 s) after the return: now the age is real
     d.step(261, [m(1, now=261)], buses=[bus(now=261, cycle_age_s=261)])
     assert ("data_age_high", 0) in d.active
+
+
+# ------------------------------------------------------------------ memo and window ---
+
+
+STEP = st.tuples(
+    st.integers(1, 4),  # the module that changes
+    st.sampled_from([ModuleStatus.OK, ModuleStatus.OK, ModuleStatus.STALE,
+                     ModuleStatus.OFFLINE]),
+    st.integers(3300, 3700),  # one cell
+    st.integers(0, 3),  # garbled answers added
+    st.floats(0.1, 40.0),  # time to the next snapshot
+    st.booleans())  # the bus is up
+
+
+@settings(max_examples=60)
+@given(st.lists(STEP, min_size=1, max_size=40))
+def test_the_observation_memo_changes_nothing(alarm_bank, steps):
+    """The rules remember each module's observations while what they are made from stays
+    the same (rules._MEMO): every snapshot observed again with the memo emptied gives
+    the same observations and the same keys at the raise level."""
+    settings_ = AlarmsSettings.model_validate({
+        "duplicate_address": {"window_s": 30, "min_garbled": 2},
+        "module_stale": NO_DELAY, "module_offline": NO_DELAY,
+        "cell_voltage_high": {"raise_v": 3.6, "clear_v": 3.5, **NO_DELAY}})
+    m = alarm_bank.module
+    compared = []
+
+    class Twice(rules._Observer):
+        def run(self):
+            warm, warm_raising = dict(super().run()), set(self.raising)
+            rules._MEMO.clear()
+            self.obs, self.raising = {}, set()
+            cold = super().run()
+            assert warm == cold
+            assert warm_raising == self.raising == {
+                k for k, o in cold.items() if o.level is rules.Level.RAISE}
+            compared.append(len(cold))
+            return cold
+
+    d = alarm_bank.Driver(settings_)
+    mods = {p: m(p, now=0.0) for p in range(1, 5)}
+    ok = dict.fromkeys(mods, 100)
+    bad = dict.fromkeys(mods, 0)
+    t = 0.0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rules, "_Observer", Twice)
+        for p, status, cell, garbled, dt, up in steps:
+            t += dt
+            ok = {q: n + 1 for q, n in ok.items()}
+            bad[p] += garbled
+            mods = {q: m(q, now=t, status=status if q == p else mods[q].status,
+                         cell=(3, cell) if q == p else None, age_s=dt,
+                         counters=LinkCounters(frames_ok=ok[q], checksum_errors=bad[q]))
+                    for q in mods}
+            d.step(t, mods.values(), buses=[alarm_bank.bus(now=t, connected=up)])
+    assert len(compared) == len(steps) and all(compared)
+
+
+@given(st.lists(st.tuples(st.floats(0, 5), st.integers(0, 3)), max_size=30),
+       st.floats(-10, 200))
+def test_the_window_base_is_the_newest_sample_at_or_before_the_start(gaps, start):
+    """The bisection (samples come in the hub's monotonic time) finds what a scan from
+    the oldest sample finds."""
+    samples, t = [], 0.0
+    for gap, n in gaps:
+        t += gap
+        samples.append(rules.Sample(t, n, n))
+    samples = tuple(samples)
+    scanned = 0
+    for i, s in enumerate(samples):
+        if s.t <= start:
+            scanned = i
+    assert rules._window_base(samples, start) == scanned
