@@ -171,21 +171,20 @@ class Hub:
 
     def _publish(self) -> BankSnapshot:
         now = self._clock()
-        all_modules = sorted(
+        all_modules = tuple(sorted(
             (_aged(m, now) for mods, _ in self._parts.values() for m in mods),
             key=lambda m: m.position,
-        )
+        ))
         all_buses = tuple(b for _, buses in self._parts.values() for b in buses)
-        all_modules_t = tuple(all_modules)
         self._seq += 1
         prev = self._latest
         snap = BankSnapshot(
             seq=self._seq,
             created_at=now,
             wall_time=self._wall_clock(),
-            modules=all_modules_t,
+            modules=all_modules,
             buses=all_buses,
-            bank=make_bank_aggregates(all_modules_t),
+            bank=make_bank_aggregates(all_modules),
             alarms=prev.alarms if prev else (),
             alarm_last_seq=prev.alarm_last_seq if prev else 0,
         )
@@ -195,7 +194,7 @@ class Hub:
             events.extend(produced)
         if snap.alarms:
             alarmed = (a.position for a in snap.alarms)
-            if snap.modules is all_modules_t:  # only the alarmed count can have changed
+            if snap.modules is all_modules:  # only the alarmed count can have changed
                 bank = dataclasses.replace(
                     snap.bank, modules_alarmed=count_alarmed(snap.modules, alarmed))
             else:

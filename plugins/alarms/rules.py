@@ -374,15 +374,14 @@ class _Observer:
     def imbalance_trend(self, p: int) -> None:
         """The rise of the module's daily mean cell imbalance that the backup_time
         processor puts into the snapshot; unknown without it or with under 2 days."""
-        if self._on("cell_imbalance_rising") is None:
+        rule = self._on("cell_imbalance_rising")
+        if rule is None:
             return
         backup = self.snap.backup
         trend = backup.module_imbalance(p) if backup is not None else None
-        self.remembered("imbalance", p, trend, lambda: self._imbalance(p, trend))
+        self.remembered("imbalance", p, trend, lambda: self._imbalance(rule, p, trend))
 
-    def _imbalance(self, p: int, trend: ModuleImbalance | None) -> None:
-        rule = self._on("cell_imbalance_rising")
-        assert rule is not None
+    def _imbalance(self, rule: Threshold, p: int, trend: ModuleImbalance | None) -> None:
         rise = None if trend is None else trend.rise_mv
         self.put("cell_imbalance_rising", p, _threshold(
             rule, rise, "" if trend is None or rise is None else
